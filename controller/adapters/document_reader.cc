@@ -105,9 +105,9 @@ absl::Status CheckFileBytes(std::string_view text, const DocumentLimits& limits)
   }
   if (size_t at = FindInvalidUtf8(text); at != std::string_view::npos) {
     auto [line, column] = LineAndColumn(text, at);
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "line %d, column %d: invalid UTF-8 (byte 0x%02X): save the file as UTF-8", line, column,
-        static_cast<unsigned char>(text[at])));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("line %d, column %d: invalid UTF-8 (byte 0x%02X): save the file as UTF-8",
+                        line, column, static_cast<unsigned char>(text[at])));
   }
   return absl::OkStatus();
 }
@@ -124,8 +124,8 @@ struct NestingScanner {
   static bool StartsBlockScalar(std::string_view line) {
     size_t end = line.find(" #");
     std::string_view content = line.substr(0, end);
-    while (!content.empty() && (content.back() == ' ' || content.back() == '\t' ||
-                                content.back() == '\r')) {
+    while (!content.empty() &&
+           (content.back() == ' ' || content.back() == '\t' || content.back() == '\r')) {
       content.remove_suffix(1);
     }
     while (!content.empty() && (std::isdigit(static_cast<unsigned char>(content.back())) ||
@@ -206,13 +206,14 @@ std::optional<json> ResolvePlainScalar(const std::string& text) {
   }
   if (text == "true" || text == "True" || text == "TRUE") return json(true);
   if (text == "false" || text == "False" || text == "FALSE") return json(false);
-  const bool looks_numeric = std::isdigit(static_cast<unsigned char>(text[0])) ||
-                             ((text[0] == '-' || text[0] == '+' || text[0] == '.') &&
-                              text.size() > 1);
+  const bool looks_numeric =
+      std::isdigit(static_cast<unsigned char>(text[0])) ||
+      ((text[0] == '-' || text[0] == '+' || text[0] == '.') && text.size() > 1);
   if (!looks_numeric) return std::nullopt;
   int64_t integer;
-  const bool decimal = std::all_of(text.begin() + (text[0] == '-' || text[0] == '+'), text.end(),
-                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  const bool decimal =
+      std::all_of(text.begin() + (text[0] == '-' || text[0] == '+'), text.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
   if (decimal && absl::SimpleAtoi(text, &integer)) return json(integer);
   if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'o')) {
     uint64_t value = 0;
@@ -290,8 +291,7 @@ class YamlToJson {
       const std::string child_path = AppendKey(path, key);
       if (out.contains(key)) {
         return Fail(entry.first, absl::StrCat("key \"", key, "\" appears twice in ",
-                                              path.empty() ? "the document" : path,
-                                              ": keep one"));
+                                              path.empty() ? "the document" : path, ": keep one"));
       }
       Record(child_path, entry.first);
       json converted;
@@ -375,8 +375,8 @@ ParsedDocument ReadYamlChunk(const Chunk& chunk, const DocumentLimits& limits) {
     if (end == std::string_view::npos) end = chunk.text.size();
     scanner.ScanLine(chunk.text.substr(pos, end - pos));
     if (scanner.max_depth > limits.max_depth) {
-      doc.error = absl::StrCat("line ", line_number, ": nesting is deeper than ",
-                               limits.max_depth, " levels: flatten the document");
+      doc.error = absl::StrCat("line ", line_number, ": nesting is deeper than ", limits.max_depth,
+                               " levels: flatten the document");
       doc.error_line = line_number;
       return doc;
     }
@@ -410,8 +410,8 @@ ParsedDocument ReadJson(std::string_view text, const DocumentLimits& limits) {
   ParsedDocument doc;
   doc.first_line = 1;
   if (EstimateNestingDepth(text) > limits.max_depth) {
-    doc.error = absl::StrCat("nesting is deeper than ", limits.max_depth,
-                             " levels: flatten the document");
+    doc.error =
+        absl::StrCat("nesting is deeper than ", limits.max_depth, " levels: flatten the document");
     doc.error_line = 1;
     return doc;
   }
@@ -437,7 +437,8 @@ ParsedDocument ReadJson(std::string_view text, const DocumentLimits& limits) {
     doc.value = nullptr;
     doc.error = absl::StrCat("invalid JSON: ", what);
     if (const auto* parse_error = dynamic_cast<const json::parse_error*>(&e)) {
-      doc.error_line = LineAndColumn(text, parse_error->byte == 0 ? 0 : parse_error->byte - 1).first;
+      doc.error_line =
+          LineAndColumn(text, parse_error->byte == 0 ? 0 : parse_error->byte - 1).first;
     }
     return doc;
   }

@@ -119,9 +119,9 @@ class TreeWalker {
       return;
     }
     if (static_cast<int>(ancestors.size()) >= max_depth_) {
-      diagnostics_.push_back({dir, 0, 0, "",
-                              absl::StrCat("directory tree is deeper than ", max_depth_,
-                                           " levels; skipped it")});
+      diagnostics_.push_back(
+          {dir, 0, 0, "",
+           absl::StrCat("directory tree is deeper than ", max_depth_, " levels; skipped it")});
       return;
     }
     std::error_code error;
@@ -170,9 +170,9 @@ absl::StatusOr<std::string> ReadBounded(const std::string& path, size_t limit) {
   }
   if (static_cast<size_t>(info.st_size) > limit) {
     ::close(fd);
-    return absl::InvalidArgumentError(absl::StrCat(
-        "file is ", info.st_size, " bytes, over the ", limit,
-        "-byte limit: split it into smaller manifests (or raise --max-file-bytes)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("file is ", info.st_size, " bytes, over the ", limit,
+                     "-byte limit: split it into smaller manifests (or raise --max-file-bytes)"));
   }
   std::string content;
   char buffer[65536];
@@ -213,14 +213,19 @@ ManifestLoad ManifestLoader::Load(const std::vector<std::string>& paths) const {
       load.diagnostics.push_back({file.path, 0, 0, "", std::string(text.status().message())});
       continue;
     }
+    const std::string& content = *text;
+    for (const std::string* part : {&file.path, &content}) {
+      for (unsigned char c : *part) load.content_hash = (load.content_hash ^ c) * 1099511628211ull;
+      load.content_hash = (load.content_hash ^ 0xFF) * 1099511628211ull;  // separator
+    }
     LoadText(file.path, *text, file.format, load);
   }
   CheckOwnership(load);
   return load;
 }
 
-void ManifestLoader::LoadText(const std::string& file, std::string_view text,
-                              DocumentFormat format, ManifestLoad& load) const {
+void ManifestLoader::LoadText(const std::string& file, std::string_view text, DocumentFormat format,
+                              ManifestLoad& load) const {
   absl::StatusOr<std::vector<ParsedDocument>> documents =
       ReadDocuments(text, format, options_.limits);
   if (!documents.ok()) {
@@ -235,8 +240,7 @@ void ManifestLoader::LoadDocument(const std::string& file, ParsedDocument& docum
   ++load.documents;
   if (document.error) {
     ++load.invalid_documents;
-    load.diagnostics.push_back(
-        {file, document.index, document.error_line, "", *document.error});
+    load.diagnostics.push_back({file, document.index, document.error_line, "", *document.error});
     return;
   }
   const json& value = document.value;
@@ -247,7 +251,8 @@ void ManifestLoader::LoadDocument(const std::string& file, ParsedDocument& docum
                                 "kind"});
     return;
   }
-  const std::string kind = value.value("kind", json()).is_string() ? value["kind"].get<std::string>() : "";
+  const std::string kind =
+      value.value("kind", json()).is_string() ? value["kind"].get<std::string>() : "";
   const std::string api_version =
       value.value("apiVersion", json()).is_string() ? value["apiVersion"].get<std::string>() : "";
   if (kind != "CloudRunService" && !absl::StartsWith(api_version, "runway.dev/")) {
@@ -291,8 +296,7 @@ void ManifestLoader::CheckOwnership(ManifestLoad& load) const {
   std::vector<Diagnostic> found;
   for (const OwnershipConflict& conflict : conflicts) {
     const LoadedService& loaded = load.services[conflict.claim_index];
-    found.push_back({loaded.file, loaded.document, 0, conflict.error.path,
-                     conflict.error.message});
+    found.push_back({loaded.file, loaded.document, 0, conflict.error.path, conflict.error.message});
     rejected.insert(conflict.claim_index);
   }
   std::stable_sort(found.begin(), found.end(), [](const Diagnostic& a, const Diagnostic& b) {

@@ -5,6 +5,7 @@
 // core/desired_service_rules.h, and reports every problem with file, document, line and field.
 // One bad manifest never stops the others.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,8 @@ struct ManifestLoad {
   int documents = 0;
   int skipped_documents = 0;  // documents of other kinds
   int invalid_documents = 0;
+  // FNV-1a over every file's path and bytes, in load order: equal loads have equal hashes.
+  uint64_t content_hash = 14695981039346656037ull;
 };
 
 struct LoadOptions {

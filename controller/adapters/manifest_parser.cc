@@ -68,8 +68,8 @@ class Fields {
     if (!absl::ParseDuration(value.get<std::string>(), &parsed) ||
         parsed == absl::InfiniteDuration()) {
       errors_.push_back({Path(key), absl::StrCat("\"", value.get<std::string>(),
-                                                  "\" is not a duration: write it like 90s, 5m "
-                                                  "or 1h30m")});
+                                                 "\" is not a duration: write it like 90s, 5m "
+                                                 "or 1h30m")});
       return fallback;
     }
     return parsed;
@@ -174,8 +174,7 @@ RolloutSpec ParseRollout(const Fields& rollout) {
   if (rollout.Has("verify")) {
     const Fields verify = rollout.Child("verify");
     out.verify = VerifySpec{verify.String("path", "/"), verify.Int("expectStatus", 200),
-                            verify.Duration("timeout", absl::Seconds(5)),
-                            verify.Int("retries", 2)};
+                            verify.Duration("timeout", absl::Seconds(5)), verify.Int("retries", 2)};
   }
   if (rollout.Has("analysis")) {
     const Fields analysis = rollout.Child("analysis");
@@ -222,10 +221,10 @@ ParsedService DesiredServiceFromJson(const json& document) {
   if (!spec.Has("service") && !service.key.name.empty()) {
     service.target.service = service.key.name;
     if (!IsServiceId(service.key.name)) {
-      errors.push_back({"metadata.name",
-                        absl::StrCat("\"", service.key.name,
-                                     "\" cannot double as the Cloud Run service id (a letter "
-                                     "first, at most 49 characters): set spec.service")});
+      errors.push_back(
+          {"metadata.name", absl::StrCat("\"", service.key.name,
+                                         "\" cannot double as the Cloud Run service id (a letter "
+                                         "first, at most 49 characters): set spec.service")});
     }
   }
   service.image = spec.OptionalString("image");

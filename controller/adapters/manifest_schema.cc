@@ -1,14 +1,13 @@
 #include "controller/adapters/manifest_schema.h"
 
+#include <algorithm>
+#include <exception>
+#include <set>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
-
-#include <algorithm>
-#include <exception>
-#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -25,10 +24,21 @@ using nlohmann::json;
 // ObjectMeta fields a manifest may carry (often from `kubectl get -o yaml`); the CRD schema only
 // constrains some of them, the rest are accepted as the API server would.
 const std::set<std::string>& ObjectMetaFields() {
-  static const auto* fields = new std::set<std::string>{
-      "name", "namespace", "labels", "annotations", "generateName", "uid", "resourceVersion",
-      "generation", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-      "finalizers", "ownerReferences", "managedFields", "selfLink"};
+  static const auto* fields = new std::set<std::string>{"name",
+                                                        "namespace",
+                                                        "labels",
+                                                        "annotations",
+                                                        "generateName",
+                                                        "uid",
+                                                        "resourceVersion",
+                                                        "generation",
+                                                        "creationTimestamp",
+                                                        "deletionTimestamp",
+                                                        "deletionGracePeriodSeconds",
+                                                        "finalizers",
+                                                        "ownerReferences",
+                                                        "managedFields",
+                                                        "selfLink"};
   return *fields;
 }
 
@@ -167,12 +177,12 @@ class SchemaWalker {
                      const std::vector<std::string>& known) {
     const std::string suggestion = ClosestName(key, known);
     if (!suggestion.empty()) {
-      errors_.push_back({path, absl::StrCat("unknown field \"", key, "\": did you mean \"",
-                                            suggestion, "\"?")});
+      errors_.push_back(
+          {path, absl::StrCat("unknown field \"", key, "\": did you mean \"", suggestion, "\"?")});
     } else {
-      errors_.push_back({path, absl::StrCat("unknown field \"", key,
-                                            "\": remove it (known fields here: ",
-                                            absl::StrJoin(known, ", "), ")")});
+      errors_.push_back(
+          {path, absl::StrCat("unknown field \"", key, "\": remove it (known fields here: ",
+                              absl::StrJoin(known, ", "), ")")});
     }
   }
 
@@ -201,9 +211,8 @@ std::string RenderViolation(const std::string& raw, const json& value, const jso
   }
   if (raw == "Value type not permitted by 'type' constraint.") {
     const std::string want = schema.value("type", "");
-    const std::string article = (want == "integer" || want == "object" || want == "array")
-                                    ? "an "
-                                    : "a ";
+    const std::string article =
+        (want == "integer" || want == "object" || want == "array") ? "an " : "a ";
     std::string message = absl::StrCat("must be ", article, want == "object" ? "map" : want,
                                        ", not the ", TypeName(value), " ", Shown(value));
     double number;
@@ -283,7 +292,8 @@ absl::StatusOr<std::unique_ptr<ManifestSchema>> ManifestSchema::FromCrdYaml(
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("CRD schema does not compile: ", e.what()));
   }
-  return std::unique_ptr<ManifestSchema>(new ManifestSchema(std::move(schema), std::move(compiled)));
+  return std::unique_ptr<ManifestSchema>(
+      new ManifestSchema(std::move(schema), std::move(compiled)));
 }
 
 absl::StatusOr<std::unique_ptr<ManifestSchema>> ManifestSchema::Embedded() {

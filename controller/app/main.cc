@@ -2,7 +2,6 @@
 // and dispatches; each command lives in its own file under app/.
 
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <string>
 
@@ -25,11 +24,13 @@ int main(int argc, char** argv) {
 
   runway::ValidateOptions validate;
   CLI::App* validate_cmd = app.add_subcommand(
-      "validate", "Check CloudRunService manifests (files or directories) without touching Cloud Run");
+      "validate",
+      "Check CloudRunService manifests (files or directories) without touching Cloud Run");
   validate_cmd->add_option("paths", validate.paths, "Manifest files or directories")->required();
   validate_cmd->add_option("-o,--output", validate.output, "text or json")->capture_default_str();
-  validate_cmd->add_option("--max-file-bytes", validate.max_file_bytes,
-                           "Refuse manifest files larger than this")
+  validate_cmd
+      ->add_option("--max-file-bytes", validate.max_file_bytes,
+                   "Refuse manifest files larger than this")
       ->capture_default_str();
 
   CLI::App* version_cmd = app.add_subcommand("version", "Print the version");

@@ -28,10 +28,10 @@ bool IsLowerHex(const std::string& text) {
 void CheckDurationRange(absl::Duration value, absl::Duration min, absl::Duration max,
                         const std::string& path, FieldErrors& errors) {
   if (value < min || value > max) {
-    errors.push_back({path, absl::StrCat("duration ", absl::FormatDuration(value),
-                                         " is out of range: use a value from ",
-                                         absl::FormatDuration(min), " to ",
-                                         absl::FormatDuration(max))});
+    errors.push_back(
+        {path, absl::StrCat("duration ", absl::FormatDuration(value),
+                            " is out of range: use a value from ", absl::FormatDuration(min),
+                            " to ", absl::FormatDuration(max))});
   }
 }
 
@@ -56,10 +56,10 @@ void CheckImageOrBuild(const DesiredService& service, FieldErrors& errors) {
   if (!service.build) return;
   const BuildSpec& build = *service.build;
   if (build.git.has_value() == build.storage.has_value()) {
-    errors.push_back({"spec.build.source",
-                      build.git ? "both git and storage are set: keep exactly one"
-                                : "no source is set: add git {url, revision} or storage "
-                                  "{bucket, object}"});
+    errors.push_back(
+        {"spec.build.source", build.git ? "both git and storage are set: keep exactly one"
+                                        : "no source is set: add git {url, revision} or storage "
+                                          "{bucket, object}"});
   }
   CheckDurationRange(build.timeout, absl::Seconds(1), absl::Hours(24), "spec.build.timeout",
                      errors);
@@ -137,10 +137,9 @@ void CheckTraffic(const DesiredService& service, FieldErrors& errors) {
     sum += target.percent;
     if (target.IsNew()) {
       if (new_index) {
-        errors.push_back({path + ".revision",
-                          absl::StrCat("'@new' is already the target at ",
-                                       Indexed("spec.traffic", *new_index),
-                                       ": name the new revision once")});
+        errors.push_back({path + ".revision", absl::StrCat("'@new' is already the target at ",
+                                                           Indexed("spec.traffic", *new_index),
+                                                           ": name the new revision once")});
       } else {
         new_index = i;
       }
@@ -157,9 +156,9 @@ void CheckTraffic(const DesiredService& service, FieldErrors& errors) {
       auto [it, inserted] = tag_index.emplace(target.tag, i);
       if (!inserted) {
         errors.push_back(
-            {path + ".tag", absl::StrCat("tag ", Quoted(target.tag), " is already used by ",
-                                         Indexed("spec.traffic", it->second),
-                                         ": tags must be unique")});
+            {path + ".tag",
+             absl::StrCat("tag ", Quoted(target.tag), " is already used by ",
+                          Indexed("spec.traffic", it->second), ": tags must be unique")});
       }
     }
   }
@@ -184,16 +183,16 @@ void CheckSteps(const DesiredService& service, FieldErrors& errors) {
     const CanaryStep& step = rollout.steps[i];
     const std::string path = Indexed("spec.rollout.steps", i);
     if (i > 0 && step.percent <= rollout.steps[i - 1].percent) {
-      errors.push_back({path + ".percent",
-                        absl::StrCat(step.percent, " is not above the previous step's ",
-                                     rollout.steps[i - 1].percent,
-                                     ": step percents must strictly increase")});
+      errors.push_back(
+          {path + ".percent",
+           absl::StrCat(step.percent, " is not above the previous step's ",
+                        rollout.steps[i - 1].percent, ": step percents must strictly increase")});
     } else if (step.percent >= final_percent && final_percent > 0) {
-      errors.push_back({path + ".percent",
-                        absl::StrCat(step.percent, " is not below the final share of '@new' (",
-                                     final_percent,
-                                     "% in spec.traffic): remove the step, the rollout ends at "
-                                     "spec.traffic")});
+      errors.push_back(
+          {path + ".percent",
+           absl::StrCat(step.percent, " is not below the final share of '@new' (", final_percent,
+                        "% in spec.traffic): remove the step, the rollout ends at "
+                        "spec.traffic")});
     }
     CheckDurationRange(step.pause, absl::ZeroDuration(), absl::Hours(24), path + ".pause", errors);
   }
@@ -283,9 +282,10 @@ std::vector<OwnershipConflict> FindOwnershipConflicts(const std::vector<ServiceC
       const ServiceClaim& first = claims[target_it->second];
       const std::string what = absl::StrCat("Cloud Run service ", claim.target.ResourceName());
       conflicts.push_back(
-          {i, {"spec.service", absl::StrCat(what, " is also managed by ", first.origin,
-                                            ": each service needs exactly one manifest; delete "
-                                            "one or point it at another service")}});
+          {i,
+           {"spec.service", absl::StrCat(what, " is also managed by ", first.origin,
+                                         ": each service needs exactly one manifest; delete "
+                                         "one or point it at another service")}});
       conflicts.push_back(
           {target_it->second,
            {"spec.service", absl::StrCat(what, " is also managed by ", claim.origin,
@@ -295,9 +295,10 @@ std::vector<OwnershipConflict> FindOwnershipConflicts(const std::vector<ServiceC
     auto [key_it, key_new] = by_key.emplace(claim.key, i);
     if (!key_new) {
       conflicts.push_back(
-          {i, {"metadata.name",
-               absl::StrCat("CloudRunService ", claim.key.ToString(), " is already defined in ",
-                            claims[key_it->second].origin, ": give one of them another name")}});
+          {i,
+           {"metadata.name",
+            absl::StrCat("CloudRunService ", claim.key.ToString(), " is already defined in ",
+                         claims[key_it->second].origin, ": give one of them another name")}});
     }
   }
   return conflicts;

@@ -9,12 +9,12 @@
 #define RUNWAY_STATUS_CONCAT_INNER(a, b) a##b
 #define RUNWAY_STATUS_CONCAT(a, b) RUNWAY_STATUS_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status runway_status_ = (expr);    \
-    if (!runway_status_.ok()) {                \
-      return runway_status_;                   \
-    }                                          \
+#define RETURN_IF_ERROR(expr)               \
+  do {                                      \
+    ::absl::Status runway_status_ = (expr); \
+    if (!runway_status_.ok()) {             \
+      return runway_status_;                \
+    }                                       \
   } while (false)
 
 #define ASSIGN_OR_RETURN(lhs, expr) \

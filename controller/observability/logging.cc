@@ -51,15 +51,16 @@ std::unique_ptr<spdlog::formatter> MakeJsonLogFormatter() {
 absl::Status ConfigureLogging(const std::string& level, const std::string& format) {
   const spdlog::level::level_enum parsed = spdlog::level::from_str(level);
   if (parsed == spdlog::level::off && level != "off") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--log-level: \"", level, "\" is not one of trace, debug, info, warn, error, critical, off"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--log-level: \"", level,
+                     "\" is not one of trace, debug, info, warn, error, critical, off"));
   }
   if (format != "text" && format != "json") {
     return absl::InvalidArgumentError(
         absl::StrCat("--log-format: \"", format, "\" is not one of text, json"));
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      "runway", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>("runway", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == "json") {
     logger->set_formatter(MakeJsonLogFormatter());
   } else {

@@ -120,7 +120,9 @@ TEST(DocumentReaderTest, FileLevelProblems) {
   EXPECT_THAT(std::string(ReadYamlStatus("").message()), HasSubstr("no YAML document"));
   EXPECT_THAT(std::string(ReadYamlStatus("# nothing\n---\n\n").message()),
               HasSubstr("no YAML document"));
-  EXPECT_EQ(ReadYamlStatus("\xEF\xBB\xBF" "a: caf\xC3\xA9\n"), absl::OkStatus());
+  EXPECT_EQ(ReadYamlStatus("\xEF\xBB\xBF"
+                           "a: caf\xC3\xA9\n"),
+            absl::OkStatus());
 }
 
 TEST(DocumentReaderTest, ReadsJsonAndRefusesDuplicateKeys) {

@@ -22,7 +22,8 @@ std::string Manifest(const std::string& name, const std::string& service = "") {
       "\nspec:\n  project: my-project\n  region: us-central1\n";
   if (!service.empty()) text += "  service: " + service + "\n";
   return text +
-         "  image: gcr.io/p/x@sha256:a17703e9b1c44a0d8c6f0e3a5b2d9f1e7c4a6b8d0e2f4a6c8e0b2d4f6a8c0e2f\n";
+         "  image: "
+         "gcr.io/p/x@sha256:a17703e9b1c44a0d8c6f0e3a5b2d9f1e7c4a6b8d0e2f4a6c8e0b2d4f6a8c0e2f\n";
 }
 
 class ManifestLoaderTest : public ::testing::Test {
@@ -72,8 +73,8 @@ TEST_F(ManifestLoaderTest, WalksTreesRecursivelyAndSkipsOtherKindsAndHiddenFiles
 }
 
 TEST_F(ManifestLoaderTest, OneBadManifestDoesNotStopTheOthers) {
-  Write("a.yaml", Manifest("a") + "---\n" + Manifest("bad") + "  suspend: maybe\n---\n" +
-                      Manifest("c"));
+  Write("a.yaml",
+        Manifest("a") + "---\n" + Manifest("bad") + "  suspend: maybe\n---\n" + Manifest("c"));
   const ManifestLoad load = Load();
   ASSERT_THAT(load.diagnostics, SizeIs(1));
   EXPECT_EQ(FormatDiagnostic(load.diagnostics[0]),
@@ -92,7 +93,8 @@ TEST_F(ManifestLoaderTest, TwoManifestsForOneServiceAreBothRejected) {
   EXPECT_EQ(load.diagnostics[0].file, (root_ / "one.yaml").string());
   EXPECT_THAT(load.diagnostics[0].message,
               HasSubstr("projects/my-project/locations/us-central1/services/api is also managed "
-                        "by " + (root_ / "two.yaml").string() + ":1"));
+                        "by " +
+                        (root_ / "two.yaml").string() + ":1"));
   EXPECT_EQ(load.diagnostics[1].file, (root_ / "two.yaml").string());
   EXPECT_THAT(load.diagnostics[1].message,
               HasSubstr("is also managed by " + (root_ / "one.yaml").string() + ":1"));

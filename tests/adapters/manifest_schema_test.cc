@@ -3,21 +3,20 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "tests/field_error_printer.h"
-
 #include <functional>
 
 #include "controller/adapters/document_reader.h"
+#include "tests/field_error_printer.h"
 
 namespace runway {
 namespace {
 
+using nlohmann::json;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using nlohmann::json;
 
 class ManifestSchemaTest : public ::testing::Test {
  protected:
@@ -40,7 +39,8 @@ class ManifestSchemaTest : public ::testing::Test {
 };
 
 auto ErrorAt(const std::string& path, const std::string& message_part) {
-  return AllOf(Field(&FieldError::path, path), Field(&FieldError::message, HasSubstr(message_part)));
+  return AllOf(Field(&FieldError::path, path),
+               Field(&FieldError::message, HasSubstr(message_part)));
 }
 
 TEST_F(ManifestSchemaTest, MinimalManifestIsValidAndGetsDefaults) {
@@ -62,9 +62,10 @@ TEST_F(ManifestSchemaTest, UnknownFieldsSuggestTheClosestName) {
   doc["spec"]["trafic"] = json::array();
   doc["spec"]["zzzzzz"] = 1;
   doc["metadata"]["resourceVersion"] = "12";  // ObjectMeta fields are accepted
-  EXPECT_THAT(schema_->ValidateAndDefault(doc),
-              ElementsAre(ErrorAt("spec.trafic", "unknown field \"trafic\": did you mean \"traffic\"?"),
-                          ErrorAt("spec.zzzzzz", "remove it (known fields here: build,")));
+  EXPECT_THAT(
+      schema_->ValidateAndDefault(doc),
+      ElementsAre(ErrorAt("spec.trafic", "unknown field \"trafic\": did you mean \"traffic\"?"),
+                  ErrorAt("spec.zzzzzz", "remove it (known fields here: build,")));
 }
 
 TEST_F(ManifestSchemaTest, MessagesNameTheFieldAndTheFix) {
@@ -76,17 +77,19 @@ TEST_F(ManifestSchemaTest, MessagesNameTheFieldAndTheFix) {
   doc["spec"]["project"] = "My_Project";
   doc["spec"]["suspend"] = "yes";
   const FieldErrors errors = schema_->ValidateAndDefault(doc);
-  EXPECT_THAT(errors, Contains(ErrorAt("spec.region", "required field is missing: add region "
-                                                      "(Cloud Run region, for example")));
+  EXPECT_THAT(errors, Contains(ErrorAt("spec.region",
+                                       "required field is missing: add region "
+                                       "(Cloud Run region, for example")));
   EXPECT_THAT(errors, Contains(ErrorAt("spec.traffic[0].percent",
                                        "must be an integer, not the string \"100\": remove the "
                                        "quotes")));
-  EXPECT_THAT(errors, Contains(ErrorAt("spec.traffic[1].percent",
-                                       "150 is above the maximum of 100")));
+  EXPECT_THAT(errors,
+              Contains(ErrorAt("spec.traffic[1].percent", "150 is above the maximum of 100")));
   EXPECT_THAT(errors, Contains(ErrorAt("spec.rollout.strategy",
                                        "\"bluegreen\" is not one of: direct, canary, manual")));
-  EXPECT_THAT(errors, Contains(ErrorAt("spec.project", "\"My_Project\" does not match "
-                                                       "^[a-z][-a-z0-9]{4,28}[a-z0-9]$: Google")));
+  EXPECT_THAT(errors, Contains(ErrorAt("spec.project",
+                                       "\"My_Project\" does not match "
+                                       "^[a-z][-a-z0-9]{4,28}[a-z0-9]$: Google")));
   EXPECT_THAT(errors, Contains(ErrorAt("spec.suspend", "use true or false")));
   EXPECT_EQ(errors.size(), 6u);
 }
@@ -95,8 +98,9 @@ TEST_F(ManifestSchemaTest, HugeStringsAreCutBeforeTheRegexSeesThem) {
   json doc = Minimal();
   doc["spec"]["image"] = std::string(900000, 'a');
   EXPECT_THAT(schema_->ValidateAndDefault(doc),
-              ElementsAre(ErrorAt("spec.image", "is 900000 characters long, over the limit of "
-                                                "1024")));
+              ElementsAre(ErrorAt("spec.image",
+                                  "is 900000 characters long, over the limit of "
+                                  "1024")));
 }
 
 // Walks every property schema of the CRD, calling `visit(path, schema)`.

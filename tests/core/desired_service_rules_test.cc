@@ -13,7 +13,8 @@ using ::testing::Field;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-constexpr char kDigest[] = "sha256:a17703e9b1c44a0d8c6f0e3a5b2d9f1e7c4a6b8d0e2f4a6c8e0b2d4f6a8c0e2f";
+constexpr char kDigest[] =
+    "sha256:a17703e9b1c44a0d8c6f0e3a5b2d9f1e7c4a6b8d0e2f4a6c8e0b2d4f6a8c0e2f";
 
 DesiredService ValidService() {
   DesiredService service;
@@ -25,7 +26,8 @@ DesiredService ValidService() {
 }
 
 auto ErrorAt(const std::string& path, const std::string& message_part) {
-  return AllOf(Field(&FieldError::path, path), Field(&FieldError::message, HasSubstr(message_part)));
+  return AllOf(Field(&FieldError::path, path),
+               Field(&FieldError::message, HasSubstr(message_part)));
 }
 
 TEST(DesiredServiceRulesTest, ValidServiceHasNoErrors) {
@@ -61,8 +63,8 @@ TEST(DesiredServiceRulesTest, NamedRevisionMustCarryTheServicePrefix) {
   EXPECT_THAT(ValidateDesiredService(service),
               ElementsAre(ErrorAt("spec.traffic[1].revision", "start with \"backend-\"")));
   service.traffic[1].revision = "backend-";
-  EXPECT_THAT(ValidateDesiredService(service), ElementsAre(ErrorAt("spec.traffic[1].revision",
-                                                                   "does not belong")));
+  EXPECT_THAT(ValidateDesiredService(service),
+              ElementsAre(ErrorAt("spec.traffic[1].revision", "does not belong")));
 }
 
 TEST(DesiredServiceRulesTest, ImageMustBePinnedByDigest) {
@@ -79,8 +81,7 @@ TEST(DesiredServiceRulesTest, ExactlyOneOfImageAndBuild) {
   DesiredService service = ValidService();
   service.build = BuildSpec{};
   service.build->git = GitSource{"https://example.com/r", std::string(40, 'a'), "."};
-  EXPECT_THAT(ValidateDesiredService(service),
-              ElementsAre(ErrorAt("spec.build", "both set")));
+  EXPECT_THAT(ValidateDesiredService(service), ElementsAre(ErrorAt("spec.build", "both set")));
   service.image.reset();
   service.build.reset();
   EXPECT_THAT(ValidateDesiredService(service),
@@ -150,18 +151,17 @@ TEST(DesiredServiceRulesTest, TemplateRules) {
   DesiredService service = ValidService();
   service.revision_template.min_instances = 5;
   service.revision_template.max_instances = 3;
-  service.revision_template.env = {{"A", "1", std::nullopt}, {"A", "2", std::nullopt},
-                                   {"B", std::nullopt, std::nullopt}};
-  service.revision_template.labels = {{"run.googleapis.com/x", "y"}, {"Team", "a"},
-                                      {"ok", "Bad Value"}};
+  service.revision_template.env = {
+      {"A", "1", std::nullopt}, {"A", "2", std::nullopt}, {"B", std::nullopt, std::nullopt}};
+  service.revision_template.labels = {
+      {"run.googleapis.com/x", "y"}, {"Team", "a"}, {"ok", "Bad Value"}};
   EXPECT_THAT(ValidateDesiredService(service),
               ElementsAre(ErrorAt("spec.template.scaling.min", "min (5) is above max (3)"),
                           ErrorAt("spec.template.env[1].name", "already set at"),
                           ErrorAt("spec.template.env[2]", "neither value nor secret"),
                           ErrorAt("spec.template.labels[\"Team\"]", "label keys start"),
                           ErrorAt("spec.template.labels[\"ok\"]", "not a valid Cloud Run label"),
-                          ErrorAt("spec.template.labels[\"run.googleapis.com/x\"]",
-                                  "reserved")));
+                          ErrorAt("spec.template.labels[\"run.googleapis.com/x\"]", "reserved")));
 }
 
 TEST(DesiredServiceRulesTest, OwnershipConflictsNameBothManifests) {

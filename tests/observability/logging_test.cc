@@ -17,9 +17,13 @@ TEST(JsonLogFormatterTest, EveryLineIsValidJsonWhateverTheMessageHolds) {
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
   spdlog::logger logger("controller", sink);
   logger.set_formatter(MakeJsonLogFormatter());
-  const std::vector<std::string> messages = {
-      "plain", "with \"quotes\" and \\backslash", "two\nlines\r\n", std::string("nul\0byte", 8),
-      "control \x01\x1f\x7f", "invalid utf-8 \xC3\x28", "{\"looks\": \"like json\"}"};
+  const std::vector<std::string> messages = {"plain",
+                                             "with \"quotes\" and \\backslash",
+                                             "two\nlines\r\n",
+                                             std::string("nul\0byte", 8),
+                                             "control \x01\x1f\x7f",
+                                             "invalid utf-8 \xC3\x28",
+                                             "{\"looks\": \"like json\"}"};
   for (const std::string& message : messages) logger.warn("{}", message);
   logger.flush();
   std::istringstream lines(out.str());
@@ -30,8 +34,8 @@ TEST(JsonLogFormatterTest, EveryLineIsValidJsonWhateverTheMessageHolds) {
     ASSERT_FALSE(parsed.is_discarded()) << line;
     EXPECT_EQ(parsed["level"], "warning");
     EXPECT_EQ(parsed["logger"], "controller");
-    EXPECT_THAT(parsed["ts"].get<std::string>(), ::testing::MatchesRegex(
-                                                     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z"));
+    EXPECT_THAT(parsed["ts"].get<std::string>(),
+                ::testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{3}Z"));
     if (index != 5) {
       EXPECT_EQ(parsed["msg"], messages[index]);
     } else {

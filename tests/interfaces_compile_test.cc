@@ -1,0 +1,26 @@
+// Each interface header must compile on its own and stay free of I/O library includes: this
+// translation unit includes all of them with only runway_core linked.
+
+#include <gtest/gtest.h>
+
+#include "controller/interfaces/clock.h"
+#include "controller/interfaces/cloud_build_client.h"
+#include "controller/interfaces/cloud_run_client.h"
+#include "controller/interfaces/container_engine_probe.h"
+#include "controller/interfaces/http_transport.h"
+#include "controller/interfaces/manifest_source.h"
+#include "controller/interfaces/status_reporter.h"
+
+namespace runway {
+namespace {
+
+TEST(InterfacesTest, DomainNamesFollowTheV2ResourceNames) {
+  CloudRunServiceName name{"p-123456", "us-central1", "api"};
+  EXPECT_EQ(name.ResourceName(), "projects/p-123456/locations/us-central1/services/api");
+  ServiceUpdate update;
+  update.name = name;
+  EXPECT_FALSE(update.traffic.has_value());  // absent fields stay out of updateMask
+}
+
+}  // namespace
+}  // namespace runway
