@@ -306,7 +306,9 @@ FieldErrors ManifestSchema::ValidateAndDefault(json& document) const {
 
   valijson::ValidationResults results;
   try {
-    valijson::Validator validator(valijson::Validator::kStrongTypes);
+    // The validator caches compiled patterns; one per thread keeps validate thread-safe while
+    // compiling each std::regex once instead of once per manifest.
+    thread_local valijson::Validator validator(valijson::Validator::kStrongTypes);
     valijson::adapters::NlohmannJsonAdapter adapter(document);
     validator.validate(*compiled_, adapter, &results);
   } catch (const std::exception& e) {

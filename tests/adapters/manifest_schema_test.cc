@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "controller/adapters/document_reader.h"
 #include "tests/field_error_printer.h"
@@ -152,6 +154,44 @@ TEST(ClosestNameTest, SuggestsOnlyCloseNames) {
   EXPECT_EQ(ClosestName("Image", {"image", "build"}), "image");
   EXPECT_EQ(ClosestName("progresDeadline", {"progressDeadline", "steps"}), "progressDeadline");
   EXPECT_EQ(ClosestName("zzzz", {"image", "build"}), "");
+}
+
+}  // namespace
+}  // namespace runway
+
+namespace runway {
+namespace {
+
+// docs/manifest-reference.md is generated from the CRD; a field added to the CRD without
+// regenerating the document fails here.
+TEST(ManifestReferenceTest, DocumentsEveryCrdField) {
+  auto schema = ManifestSchema::Embedded();
+  ASSERT_TRUE(schema.ok());
+  std::ifstream in(std::string(RUNWAY_SOURCE_DIR) + "/docs/manifest-reference.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  const std::string text = doc.str();
+  ASSERT_FALSE(text.empty());
+  int checked = 0;
+  std::function<void(const json&, const std::string&)> visit = [&](const json& s,
+                                                                   const std::string& path) {
+    if (path.rfind("spec", 0) == 0) {
+      EXPECT_NE(text.find("| `" + path + "` |"), std::string::npos) << path << " is undocumented";
+      ++checked;
+    }
+    if (auto props = s.find("properties"); props != s.end()) {
+      for (auto it = props->begin(); it != props->end(); ++it) {
+        visit(*it, path.empty() ? it.key() : path + "." + it.key());
+      }
+    }
+    if (auto items = s.find("items"); items != s.end() && items->contains("properties")) {
+      for (auto it = (*items)["properties"].begin(); it != (*items)["properties"].end(); ++it) {
+        visit(*it, path + "[]." + it.key());
+      }
+    }
+  };
+  visit((*schema)->openapi_schema(), "");
+  EXPECT_GT(checked, 50);
 }
 
 }  // namespace
