@@ -12,16 +12,20 @@ namespace {
 
 using nlohmann::ordered_json;
 
+std::string Count(size_t n, const std::string& singular, const std::string& plural) {
+  return absl::StrCat(n, " ", n == 1 ? singular : plural);
+}
+
 void PrintText(const ManifestLoad& load, std::ostream& out) {
   for (const Diagnostic& diagnostic : load.diagnostics) out << FormatDiagnostic(diagnostic) << "\n";
-  const size_t errors = load.diagnostics.size();
-  out << absl::StrCat(load.files, load.files == 1 ? " file, " : " files, ",
-                      load.services.size() + load.invalid_documents,
-                      " CloudRunService manifests: ", load.services.size(), " valid, ",
-                      load.invalid_documents, " invalid (", errors,
-                      errors == 1 ? " error)" : " errors)");
+  const size_t manifests = load.services.size() + load.invalid_documents;
+  out << Count(load.files, "file", "files") << ", "
+      << Count(manifests, "CloudRunService manifest", "CloudRunService manifests") << ": "
+      << load.services.size() << " valid, " << load.invalid_documents << " invalid ("
+      << Count(load.diagnostics.size(), "error", "errors") << ")";
   if (load.skipped_documents > 0) {
-    out << absl::StrCat("; ", load.skipped_documents, " documents of other kinds skipped");
+    out << "; " << Count(load.skipped_documents, "document", "documents")
+        << " of other kinds skipped";
   }
   out << "\n";
 }
