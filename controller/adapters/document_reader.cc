@@ -92,9 +92,7 @@ size_t FindBinaryByte(std::string_view text) {
 
 absl::Status CheckFileBytes(std::string_view text, const DocumentLimits& limits) {
   if (text.size() > limits.max_file_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("file is ", text.size(), " bytes, over the ", limits.max_file_bytes,
-                     "-byte limit: split it into smaller manifests (or raise --max-file-bytes)"));
+    return absl::InvalidArgumentError(FileTooLargeMessage(text.size(), limits.max_file_bytes));
   }
   if (size_t at = FindBinaryByte(text); at != std::string_view::npos) {
     auto [line, column] = LineAndColumn(text, at);
@@ -197,6 +195,39 @@ struct NestingScanner {
     }
   }
 };
+
+struct NestingScan {
+  int max_depth = 0;
+  int deepest_line = 0;  // 1-based line of `text` where max_depth first passed the stop depth
+};
+
+// Scans `text` line by line and stops at the first line whose estimate passes `stop_above`.
+NestingScan ScanNesting(std::string_view text, int stop_above) {
+  NestingScanner scanner;
+  size_t pos = 0;
+  int line_number = 1;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    scanner.ScanLine(text.substr(pos, end - pos));
+    if (scanner.max_depth > stop_above) return {scanner.max_depth, line_number};
+    pos = end + 1;
+    ++line_number;
+  }
+  return {scanner.max_depth, 0};
+}
+
+// Returns false, with the error set on `doc`, when `text` nests deeper than the limit; this runs
+// before any recursive parser sees the text.
+bool RefuseDeepNesting(std::string_view text, int first_line, const DocumentLimits& limits,
+                       ParsedDocument& doc) {
+  const NestingScan scan = ScanNesting(text, limits.max_depth);
+  if (scan.deepest_line == 0) return true;
+  doc.error_line = first_line + scan.deepest_line - 1;
+  doc.error = absl::StrCat("line ", doc.error_line, ": nesting is deeper than ", limits.max_depth,
+                           " levels: flatten the document");
+  return false;
+}
 
 // --- YAML to JSON -----------------------------------------------------------------------------
 
@@ -367,22 +398,7 @@ std::vector<Chunk> SplitYamlStream(std::string_view text) {
 ParsedDocument ReadYamlChunk(const Chunk& chunk, const DocumentLimits& limits) {
   ParsedDocument doc;
   doc.first_line = chunk.first_line;
-  NestingScanner scanner;
-  size_t pos = 0;
-  int line_number = chunk.first_line;
-  while (pos < chunk.text.size()) {
-    size_t end = chunk.text.find('\n', pos);
-    if (end == std::string_view::npos) end = chunk.text.size();
-    scanner.ScanLine(chunk.text.substr(pos, end - pos));
-    if (scanner.max_depth > limits.max_depth) {
-      doc.error = absl::StrCat("line ", line_number, ": nesting is deeper than ", limits.max_depth,
-                               " levels: flatten the document");
-      doc.error_line = line_number;
-      return doc;
-    }
-    pos = end + 1;
-    ++line_number;
-  }
+  if (!RefuseDeepNesting(chunk.text, chunk.first_line, limits, doc)) return doc;
   try {
     YAML::Node root = YAML::Load(std::string(chunk.text));
     YamlToJson converter(limits, chunk.first_line - 1, doc.lines);
@@ -409,12 +425,7 @@ ParsedDocument ReadYamlChunk(const Chunk& chunk, const DocumentLimits& limits) {
 ParsedDocument ReadJson(std::string_view text, const DocumentLimits& limits) {
   ParsedDocument doc;
   doc.first_line = 1;
-  if (EstimateNestingDepth(text) > limits.max_depth) {
-    doc.error =
-        absl::StrCat("nesting is deeper than ", limits.max_depth, " levels: flatten the document");
-    doc.error_line = 1;
-    return doc;
-  }
+  if (!RefuseDeepNesting(text, 1, limits, doc)) return doc;
   // Duplicate keys are silently merged by nlohmann; track each open object's keys to refuse them.
   std::vector<std::set<std::string>> open_objects;
   std::optional<std::string> duplicate;
@@ -475,20 +486,17 @@ std::string AppendKey(const std::string& path, const std::string& key) {
                       "]");
 }
 
+std::string FileTooLargeMessage(uint64_t size, uint64_t limit) {
+  return absl::StrCat("file is ", size, " bytes, over the ", limit,
+                      "-byte limit: split it into smaller manifests (or raise --max-file-bytes)");
+}
+
 std::string AppendIndex(const std::string& path, size_t index) {
   return absl::StrCat(path, "[", index, "]");
 }
 
 int EstimateNestingDepth(std::string_view text) {
-  NestingScanner scanner;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string_view::npos) end = text.size();
-    scanner.ScanLine(text.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  return scanner.max_depth;
+  return ScanNesting(text, std::numeric_limits<int>::max()).max_depth;
 }
 
 absl::StatusOr<std::vector<ParsedDocument>> ReadDocuments(std::string_view text,

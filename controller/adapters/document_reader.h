@@ -5,6 +5,7 @@
 // recursive parser, and YAML alias bombs. yaml-cpp and nlohmann exceptions stop here.
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,10 @@ struct ParsedDocument {
 absl::StatusOr<std::vector<ParsedDocument>> ReadDocuments(std::string_view text,
                                                           DocumentFormat format,
                                                           const DocumentLimits& limits);
+
+// The error for a file of `size` bytes over the `limit`, shared by the reader and the loader (which
+// refuses such a file before reading it).
+std::string FileTooLargeMessage(uint64_t size, uint64_t limit);
 
 // Formats a field path the way error messages show it: `a.b[2].c`, quoting keys that are not
 // identifiers (`labels["app.kubernetes.io/name"]`).

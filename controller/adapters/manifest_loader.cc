@@ -50,6 +50,11 @@ int LineOf(const std::map<std::string, int>& lines, std::string path, int fallba
   }
 }
 
+std::string StringField(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 bool IsDescendant(const std::string& path, const std::string& ancestor) {
   return path.size() > ancestor.size() && absl::StartsWith(path, ancestor) &&
          (path[ancestor.size()] == '.' || path[ancestor.size()] == '[');
@@ -170,9 +175,7 @@ absl::StatusOr<std::string> ReadBounded(const std::string& path, size_t limit) {
   }
   if (static_cast<size_t>(info.st_size) > limit) {
     ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat("file is ", info.st_size, " bytes, over the ", limit,
-                     "-byte limit: split it into smaller manifests (or raise --max-file-bytes)"));
+    return absl::InvalidArgumentError(FileTooLargeMessage(info.st_size, limit));
   }
   std::string content;
   char buffer[65536];
@@ -243,7 +246,7 @@ void ManifestLoader::LoadDocument(const std::string& file, ParsedDocument& docum
     load.diagnostics.push_back({file, document.index, document.error_line, "", *document.error});
     return;
   }
-  const json& value = document.value;
+  json& value = document.value;
   if (!value.is_object()) {
     ++load.invalid_documents;
     load.diagnostics.push_back({file, document.index, document.first_line, "",
@@ -251,10 +254,8 @@ void ManifestLoader::LoadDocument(const std::string& file, ParsedDocument& docum
                                 "kind"});
     return;
   }
-  const std::string kind =
-      value.value("kind", json()).is_string() ? value["kind"].get<std::string>() : "";
-  const std::string api_version =
-      value.value("apiVersion", json()).is_string() ? value["apiVersion"].get<std::string>() : "";
+  const std::string kind = StringField(value, "kind");
+  const std::string api_version = StringField(value, "apiVersion");
   if (kind != "CloudRunService" && !absl::StartsWith(api_version, "runway.dev/")) {
     ++load.skipped_documents;
     spdlog::debug("{}:{}: skipping {} {} (not a Runway kind)", file, document.index,
@@ -262,7 +263,7 @@ void ManifestLoader::LoadDocument(const std::string& file, ParsedDocument& docum
                   kind.empty() ? "<no kind>" : kind);
     return;
   }
-  json defaulted = value;
+  json defaulted = std::move(value);  // the document is not read again after this
   const FieldErrors schema_errors = schema_.ValidateAndDefault(defaulted);
   ParsedService parsed = DesiredServiceFromJson(defaulted);
   FieldErrors meaning_errors = parsed.errors;

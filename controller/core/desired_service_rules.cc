@@ -24,7 +24,7 @@ bool IsLowerHex(const std::string& text) {
   return true;
 }
 
-// Checks that `value` lies in [min, max]; `what` describes the field for the message.
+// Reports `path` when `value` lies outside [min, max], naming the allowed range.
 void CheckDurationRange(absl::Duration value, absl::Duration min, absl::Duration max,
                         const std::string& path, FieldErrors& errors) {
   if (value < min || value > max) {
