@@ -843,7 +843,7 @@ HandlerResult Emulator::HandleRunV1Platform(const EmuRequest& request,
         write->allow_create = write->must_create = true;
         write->validate_only = Query(request, "dryRun") == "All";
         absl::StatusOr<WriteResult> result = run_.WriteService(*write);
-        if (!result.ok()) return Error(result.status());
+        if (!result.ok()) return Error(KnativeWriteError(result.status()));
         if (write->validate_only) return Respond(JsonResponse(result->preview));
         return Respond(JsonResponse(KnativeService(run_, *result->service)));
       }
@@ -890,7 +890,7 @@ HandlerResult Emulator::HandleRunV1Platform(const EmuRequest& request,
       if (!write.ok()) return Error(write.status());
       write->validate_only = Query(request, "dryRun") == "All";
       absl::StatusOr<WriteResult> result = run_.WriteService(*write);
-      if (!result.ok()) return Error(result.status());
+      if (!result.ok()) return Error(KnativeWriteError(result.status()));
       if (write->validate_only) return Respond(JsonResponse(result->preview));
       return Respond(JsonResponse(KnativeService(run_, *result->service)));
     }

@@ -464,5 +464,113 @@ TEST_F(EmulatorTest, CountersSeparateReadsAndWritesAndIgnoreAdmin) {
   EXPECT_EQ(Call("GET", "/_emulator/counters")["reads"], 0);
 }
 
+// What `gcloud run deploy` leaves in the spec: run.googleapis.com/... annotations on the service
+// and its template, which the v2 view hides.
+Json GcloudDeployBody(const std::string& image) {
+  return {{"apiVersion", "serving.knative.dev/v1"},
+          {"kind", "Service"},
+          {"metadata",
+           {{"name", "hello"},
+            {"namespace", "p"},
+            {"annotations",
+             {{"run.googleapis.com/client-name", "gcloud"},
+              {"run.googleapis.com/client-version", "528.0.0"}}}}},
+          {"spec",
+           {{"template",
+             {{"metadata",
+               {{"name", "hello-v1"},
+                {"annotations",
+                 {{"run.googleapis.com/client-name", "gcloud"},
+                  {"run.googleapis.com/startup-cpu-boost", "True"}}}}},
+              {"spec", {{"containers", {{{"image", image}, {"name", ""}}}}}}}},
+            {"traffic", {{{"latestRevision", true}, {"percent", 100}}}}}}};
+}
+
+TEST_F(EmulatorTest, V2PatchOfAServiceDeployedThroughV1KeepsItsReservedAnnotations) {
+  // gcloud deploys (v1), then a v2 client patches traffic: the v1 annotations the v2 client never
+  // saw must not make the patch invalid (found by the SDK's v2 client after a gcloud deploy).
+  Call("POST", absl::StrCat(kKnative, "/services"), GcloudDeployBody("gcr.io/p/app:v1").dump());
+  Json service = Call("GET", absl::StrCat(kBase, "/services/hello"));
+  EXPECT_FALSE(service.contains("annotations")) << "v2 hides run.googleapis.com/ annotations";
+  Json traffic = {{{"type", "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST"}, {"percent", 100}},
+                  {{"revision", "hello-v1"}, {"tag", "green"}}};
+  Json patched = Call(
+      "PATCH", absl::StrCat(kBase, "/services/hello?updateMask=traffic"),
+      Json({{"etag", service["etag"]}, {"template", service["template"]}, {"traffic", traffic}})
+          .dump());
+  EXPECT_EQ(patched["response"]["trafficStatuses"][1]["tag"], "green");
+  // No mask: the body's template (without the hidden keys) is the same revision.
+  Call("PATCH", absl::StrCat(kBase, "/services/hello"),
+       Json({{"template", service["template"]}, {"labels", {{"team", "core"}}}}).dump());
+  Json after = Call("GET", absl::StrCat(kBase, "/services/hello"));
+  EXPECT_EQ(after["latestCreatedRevision"], service["latestCreatedRevision"]);
+  Json knative = Call("GET", absl::StrCat(kKnative, "/services/hello"));
+  EXPECT_EQ(knative["metadata"]["annotations"]["run.googleapis.com/client-name"], "gcloud");
+  // What a v2 write sets itself is still held to the v2 key rules.
+  Json refused = Call("PATCH", absl::StrCat(kBase, "/services/hello?updateMask=annotations"),
+                      R"({"annotations":{"run.googleapis.com/client-name":"mine"}})", 400);
+  EXPECT_EQ(refused["error"]["details"][0]["fieldViolations"][0]["field"],
+            "service.annotations[run.googleapis.com/client-name]");
+  refused =
+      Call("PATCH", absl::StrCat(kBase, "/services/hello?updateMask=template.annotations"),
+           R"({"template":{"annotations":{"run.googleapis.com/cpu-throttling":"false"}}})", 400);
+  EXPECT_EQ(refused["error"]["details"][0]["fieldViolations"][0]["field"],
+            "service.template.annotations[run.googleapis.com/cpu-throttling]");
+}
+
+TEST_F(EmulatorTest, RevisionsNameTheirCreatorAndImageDigest) {
+  Call("POST", absl::StrCat(kKnative, "/services"),
+       GcloudDeployBody("localhost:5000/team/app:v1").dump());
+  Json v2 = Call("GET", absl::StrCat(kBase, "/services/hello/revisions/hello-v1"));
+  EXPECT_EQ(v2["creator"], "emulator@runway.dev");
+  Json v1 = Call("GET", absl::StrCat(kKnative, "/revisions/hello-v1"));
+  // gcloud's DEPLOYED BY column reads this annotation.
+  EXPECT_EQ(v1["metadata"]["annotations"]["serving.knative.dev/creator"], "emulator@runway.dev");
+  // By digest, the tag replaced (not kept next to the digest); the registry port stays.
+  std::string digest = v1["status"]["imageDigest"];
+  EXPECT_THAT(digest, testing::StartsWith("localhost:5000/team/app@sha256:"));
+  EXPECT_EQ(digest.size(), std::string("localhost:5000/team/app@sha256:").size() + 64);
+  Json by_digest = GcloudDeployBody("gcr.io/p/app@sha256:1234");
+  by_digest["metadata"]["name"] = "pinned";
+  by_digest["spec"]["template"]["metadata"]["name"] = "pinned-v1";
+  Call("POST", absl::StrCat(kKnative, "/services"), by_digest.dump());
+  EXPECT_EQ(Call("GET", absl::StrCat(kKnative, "/revisions/pinned-v1"))["status"]["imageDigest"],
+            "gcr.io/p/app@sha256:1234");
+}
+
+TEST_F(EmulatorTest, KnativeWriteErrorsNameTheV1Fields) {
+  Call("POST", absl::StrCat(kKnative, "/services"), GcloudDeployBody("gcr.io/p/app:v1").dump());
+  Json service = Call("GET", absl::StrCat(kKnative, "/services/hello"));
+  // gcloud update-traffic --to-revisions=nope=50 sends an unknown revision as is.
+  Json put = service;
+  put["spec"]["traffic"] = {{{"revisionName", "hello-v1"}, {"percent", 50}},
+                            {{"revisionName", "nope"}, {"percent", 50}}};
+  Json refused = Call("PUT", absl::StrCat(kKnative, "/services/hello"), put.dump(), 400);
+  EXPECT_EQ(refused["error"]["status"], "INVALID_ARGUMENT");
+  EXPECT_EQ(refused["error"]["details"][0]["fieldViolations"][0]["field"],
+            "spec.traffic[1].revisionName");
+  EXPECT_THAT(refused["error"]["message"].get<std::string>(),
+              HasSubstr("Revision 'nope' referenced in traffic not found"));
+  put["spec"]["traffic"] = {{{"latestRevision", true}, {"percent", 90}}};
+  refused = Call("PUT", absl::StrCat(kKnative, "/services/hello"), put.dump(), 400);
+  EXPECT_EQ(refused["error"]["details"][0]["fieldViolations"][0]["field"], "spec.traffic");
+  put = service;
+  put["spec"]["template"]["metadata"]["name"] = "other-v2";
+  refused = Call("PUT", absl::StrCat(kKnative, "/services/hello"), put.dump(), 400);
+  EXPECT_EQ(refused["error"]["details"][0]["fieldViolations"][0]["field"],
+            "spec.template.metadata.name");
+  put = service;
+  put["spec"]["template"]["spec"]["containers"][0]["image"] = "";
+  refused = Call("PUT", absl::StrCat(kKnative, "/services/hello"), put.dump(), 400);
+  EXPECT_EQ(refused["error"]["details"][0]["fieldViolations"][0]["field"],
+            "spec.template.spec.containers[0].image");
+  EXPECT_EQ(Call("GET", absl::StrCat(kBase, "/services/hello"))["generation"], "1");
+  // The v2 surface keeps the v2 names.
+  Json v2 = Call("PATCH", absl::StrCat(kBase, "/services/hello?updateMask=traffic"),
+                 R"({"traffic":[{"revision":"nope","percent":100}]})", 400);
+  EXPECT_EQ(v2["error"]["details"][0]["fieldViolations"][0]["field"],
+            "service.traffic[0].revision");
+}
+
 }  // namespace
 }  // namespace runway::emulator

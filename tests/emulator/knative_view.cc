@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -104,6 +106,15 @@ Json TemplateToV1(const Json& tmpl) {
     if (tmpl.contains(passthrough)) spec[passthrough] = tmpl[passthrough];
   }
   return {{"metadata", metadata}, {"spec", spec}};
+}
+
+// The image by digest, as status.imageDigest reports it: "repo@sha256:...", the tag replaced
+// (gcloud pins a revision's image to this when a change must not alter the running code).
+std::string ImageDigest(const std::string& image) {
+  if (image.find("@sha256:") != std::string::npos) return image;
+  size_t slash = image.rfind('/');
+  size_t colon = image.find(':', slash == std::string::npos ? 0 : slash);
+  return absl::StrCat(image.substr(0, colon), "@sha256:", Sha256Hex(image));
 }
 
 Json Condition(const std::string& type, const std::string& status, absl::Time when) {
@@ -207,6 +218,9 @@ Json KnativeRevision(const CloudRunStore& store, const ServiceRecord& service,
   labels[kLocationLabel] = service.location;
   if (store.RevisionServes(service, revision.name))
     labels["serving.knative.dev/route"] = service.id;
+  // gcloud's DEPLOYED BY column.
+  Json annotations = tmpl["metadata"]["annotations"];
+  if (!revision.creator.empty()) annotations["serving.knative.dev/creator"] = revision.creator;
   Json metadata = {{"name", revision.name},
                    {"namespace", service.project},
                    {"uid", revision.uid},
@@ -216,7 +230,7 @@ Json KnativeRevision(const CloudRunStore& store, const ServiceRecord& service,
                    {"selfLink", absl::StrCat("/apis/serving.knative.dev/v1/namespaces/",
                                              service.project, "/revisions/", revision.name)},
                    {"labels", labels},
-                   {"annotations", tmpl["metadata"]["annotations"]},
+                   {"annotations", annotations},
                    {"ownerReferences", Json::array({{{"kind", "Configuration"},
                                                      {"name", service.id},
                                                      {"apiVersion", kApiVersion},
@@ -238,13 +252,10 @@ Json KnativeRevision(const CloudRunStore& store, const ServiceRecord& service,
     if (!serves) active["reason"] = "Reserve";
     conditions.push_back(active);
   }
-  Json status = {
-      {"observedGeneration", 1},
-      {"conditions", conditions},
-      {"logUrl", v2["logUri"]},
-      {"imageDigest", revision.image.find("@sha256:") != std::string::npos
-                          ? revision.image
-                          : absl::StrCat(revision.image, "@sha256:", Sha256Hex(revision.image))}};
+  Json status = {{"observedGeneration", 1},
+                 {"conditions", conditions},
+                 {"logUrl", v2["logUri"]},
+                 {"imageDigest", ImageDigest(revision.image)}};
   return {{"apiVersion", kApiVersion},
           {"kind", "Revision"},
           {"metadata", metadata},
@@ -421,6 +432,54 @@ absl::StatusOr<ServiceWrite> KnativeServiceWrite(const Json& body, const std::st
   write.fields["traffic"] = traffic;
   if (!errors.empty()) return FirstViolation(std::move(errors));
   return write;
+}
+
+absl::Status KnativeWriteError(const absl::Status& status) {
+  std::vector<FieldViolation> violations = FieldViolationsOf(status);
+  if (violations.empty()) return status;
+  // v2 prefix -> v1 field. `whole`: the v1 field stands for the whole v2 subtree.
+  struct Rename {
+    const char* v2;
+    const char* v1;
+    bool whole;
+  };
+  static constexpr Rename kRenames[] = {
+      {"service.traffic", "spec.traffic", false},
+      {"service.template.revision", "spec.template.metadata.name", true},
+      {"service.template.labels", "spec.template.metadata.labels", false},
+      {"service.template.annotations", "spec.template.metadata.annotations", false},
+      {"service.template.scaling", "spec.template.metadata.annotations", true},
+      {"service.template.timeout", "spec.template.spec.timeoutSeconds", true},
+      {"service.template.maxInstanceRequestConcurrency", "spec.template.spec.containerConcurrency",
+       true},
+      {"service.template.serviceAccount", "spec.template.spec.serviceAccountName", true},
+      {"service.template.", "spec.template.spec.", false},
+      {"service.template", "spec.template", false},
+      {"service.labels", "metadata.labels", false},
+      {"service.annotations", "metadata.annotations", false},
+      {"service_id", "metadata.name", true},
+  };
+  for (FieldViolation& violation : violations) {
+    const std::string& field = violation.field;
+    for (const Rename& rename : kRenames) {
+      std::string prefix = rename.v2;
+      if (!absl::StartsWith(field, prefix)) continue;
+      std::string rest = field.substr(prefix.size());
+      if (!rest.empty() && prefix.back() != '.' && rest[0] != '.' && rest[0] != '[') continue;
+      if (absl::StartsWith(field, "service.traffic") && absl::EndsWith(rest, ".revision")) {
+        rest += "Name";  // a v1 TrafficTarget names its revision in revisionName
+      }
+      violation.field = absl::StrCat(rename.v1, rename.whole ? "" : rest);
+      break;
+    }
+  }
+  Json list = Json::array();
+  for (const FieldViolation& v : violations) {
+    list.push_back({{"field", v.field}, {"description", v.description}});
+  }
+  absl::Status renamed(status.code(), status.message());
+  renamed.SetPayload(kBadRequestType, absl::Cord(list.dump()));
+  return renamed;
 }
 
 bool MatchesLabelSelector(const std::string& selector, const Json& labels) {

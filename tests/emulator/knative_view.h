@@ -24,6 +24,12 @@ absl::StatusOr<ServiceWrite> KnativeServiceWrite(const Json& body, const std::st
                                                  const std::string& region,
                                                  const std::string& path_name);
 
+// An error of a v1 write with its field violations renamed from the state model's v2 fields to the
+// v1 fields the client sent, e.g. service.traffic[2].revision -> spec.traffic[2].revisionName and
+// service.template.containers[0].image -> spec.template.spec.containers[0].image. gcloud prints
+// them as "<field>: <description>".
+absl::Status KnativeWriteError(const absl::Status& status);
+
 // `serving.knative.dev/service = hello,foo=bar`: every term must hold. `key` and `key!=v` too.
 bool MatchesLabelSelector(const std::string& selector, const Json& labels);
 

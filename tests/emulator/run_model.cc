@@ -330,15 +330,34 @@ absl::StatusOr<Json> CloudRunStore::BuildSpec(const ServiceWrite& write,
     }
   }
   if (!errors.empty()) return FirstViolation(std::move(errors));
-  CheckKeys(spec.value("labels", Json::object()), "service.labels", write.strict_v2_keys, errors);
-  CheckKeys(spec.value("annotations", Json::object()), "service.annotations", write.strict_v2_keys,
-            errors);
+  // Only the maps this write sets are held to the v2 key rules: a service deployed through v1
+  // (gcloud) keeps its run.googleapis.com/... annotations, which the v2 view hides, so a v2 write
+  // that leaves them alone must not be refused for them.
+  for (const char* path : {"labels", "annotations", "template.labels", "template.annotations"}) {
+    std::vector<std::string> parts = absl::StrSplit(path, '.');
+    const Json* value = &write.fields;
+    for (const std::string& part : parts) {
+      value = value->is_object() && value->contains(part) ? &(*value)[part] : nullptr;
+      if (!value) break;
+    }
+    bool written = write.mask.empty() && value;
+    for (const std::string& masked : write.mask) {
+      // "template" covers "template.labels"; "labels.team" is part of "labels".
+      if (masked == path || absl::StartsWith(path, masked + ".") ||
+          absl::StartsWith(masked, absl::StrCat(path, "."))) {
+        written = true;
+      }
+    }
+    if (written && value) {
+      CheckKeys(*value, absl::StrCat("service.", path), write.strict_v2_keys, errors);
+    }
+  }
   if (spec.value("description", "").size() > 512) {
     errors.push_back({"service.description", "description must be at most 512 characters"});
   }
   if (!errors.empty()) return FirstViolation(std::move(errors));
   absl::StatusOr<Json> tmpl = CanonicalTemplate(spec.value("template", Json()), write.id,
-                                                "service.template", write.strict_v2_keys);
+                                                "service.template", /*strict_v2_keys=*/false);
   if (!tmpl.ok()) return tmpl.status();
   spec["template"] = *tmpl;
   absl::StatusOr<Json> traffic = CanonicalTraffic(spec.value("traffic", Json()), "service.traffic");
@@ -476,6 +495,7 @@ absl::StatusOr<WriteResult> CloudRunStore::WriteService(const ServiceWrite& writ
     revision.name = new_revision;
     revision.uid = ids_.Uuid4();
     revision.etag = NewEtag();
+    revision.creator = write.actor;
     revision.config_generation = target->generation;
     revision.template_spec = tmpl;
     revision.template_spec.erase("revision");
@@ -551,6 +571,20 @@ OperationRecord* CloudRunStore::NewOperation(const ServiceRecord& service, Json 
   operation->metadata = std::move(metadata);
   OperationRecord* raw = operation.get();
   operations_[raw->name] = std::move(operation);
+  operation_order_.push_back(raw->name);
+  // Pending operations are kept (moved to the back); each is looked at once per call at most.
+  for (size_t looked = 0, count = operation_order_.size();
+       operation_order_.size() > kMaxOperations && looked < count; ++looked) {
+    std::string oldest = std::move(operation_order_.front());
+    operation_order_.pop_front();
+    auto it = operations_.find(oldest);
+    if (it == operations_.end()) continue;
+    if (it->second->done) {
+      operations_.erase(it);
+    } else {
+      operation_order_.push_back(std::move(oldest));
+    }
+  }
   return raw;
 }
 
@@ -845,6 +879,7 @@ absl::Status CloudRunStore::SetIamPolicy(const std::string& project, const std::
 void CloudRunStore::Reset() {
   regions_.clear();
   operations_.clear();
+  operation_order_.clear();
   readiness_rules_.clear();
 }
 
@@ -957,6 +992,7 @@ Json CloudRunStore::RevisionV2(const ServiceRecord& service, const RevisionRecor
   out["observedGeneration"] = "1";
   out["createTime"] = FormatRfc3339(revision.create_time);
   out["updateTime"] = FormatRfc3339(revision.create_time);
+  if (!revision.creator.empty()) out["creator"] = revision.creator;
   out["launchStage"] = service.spec.value("launchStage", "GA");
   out["service"] = service.ResourceName();
   out["etag"] = revision.etag;

@@ -11,6 +11,7 @@
 // Not thread-safe: the Emulator serialises access with one mutex.
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +51,7 @@ struct RevisionRecord {
   std::string name;  // short name, "<service>-00001-abc"
   std::string uid;
   std::string etag;
+  std::string creator;            // the actor of the write that created it
   int64_t config_generation = 0;  // the service generation that created it
   Json template_spec;             // canonical RevisionTemplate without `revision`
   absl::Time create_time;
@@ -173,6 +175,9 @@ class CloudRunStore {
   absl::Status SetIamPolicy(const std::string& project, const std::string& location,
                             const std::string& id, const Json& policy);
 
+  // Finished operations beyond this many are forgotten, oldest first.
+  static constexpr size_t kMaxOperations = 10000;
+
   // Every region's services, for the state dump and the metrics page.
   std::vector<const ServiceRecord*> AllServices();
   void Reset();
@@ -214,6 +219,9 @@ class CloudRunStore {
   std::vector<ReadinessRule> readiness_rules_;
   std::map<std::string, Region> regions_;  // "project/location"
   std::map<std::string, std::unique_ptr<OperationRecord>> operations_;
+  // Creation order, to forget the oldest finished operations once there are too many: a
+  // benchmark making thousands of writes per second must not grow without bound.
+  std::deque<std::string> operation_order_;
   int64_t sequence_ = 0;
 };
 

@@ -355,5 +355,22 @@ TEST_F(RunModelTest, SeededServicesAreConvergedAtOnce) {
   EXPECT_TRUE(store_.ListOperations("p", "us-central1").empty());
 }
 
+TEST_F(RunModelTest, FinishedOperationsAreCappedButPendingOnesKept) {
+  store_.config().reconcile_delay = absl::ZeroDuration();
+  store_.readiness_rules().push_back(Rule("*:never", ReadinessRule::Outcome::kNever));
+  ServiceWrite stuck = Write("gcr.io/p/app:never");
+  stuck.id = "stuck";
+  absl::StatusOr<WriteResult> pending = store_.WriteService(stuck);
+  ASSERT_TRUE(pending.ok());
+  std::string pending_name = pending->operation->name;
+  for (size_t i = 0; i < CloudRunStore::kMaxOperations + 50; ++i) {
+    ServiceWrite write = Write(kDigestA);
+    write.fields["labels"] = {{"n", std::to_string(i)}};
+    ASSERT_TRUE(store_.WriteService(write).ok());
+  }
+  EXPECT_EQ(store_.ListOperations("p", "us-central1").size(), CloudRunStore::kMaxOperations);
+  EXPECT_TRUE(store_.GetOperation(pending_name).ok()) << "a pending operation is never dropped";
+}
+
 }  // namespace
 }  // namespace runway::emulator
