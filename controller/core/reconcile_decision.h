@@ -1,0 +1,75 @@
+#pragma once
+
+// The reconcile decision for one service: given the desired state and the live Cloud Run service,
+// what (if anything) to write next. Pure: no I/O, no clock. The loop around it (Reconciler) reads,
+// decides, writes at most one PATCH, and asks to be called again; it never waits on Cloud Run.
+//
+// The rollout is a small state machine whose state lives on the Cloud Run service itself, so a
+// restarted controller resumes exactly where it stopped:
+//   - template.revision: the revision name of the last template written. Runway names revisions
+//     by a hash of the template (RevisionNameFor), so "is the desired template deployed?" is a
+//     string comparison and a retried write cannot create a twin;
+//   - annotation runway.dev/phase: "deploying" while a candidate is dark, "converged" after;
+//   - annotation runway.dev/candidate: the revision being rolled out;
+//   - annotation runway.dev/stable: the revisions that served before the rollout began.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "controller/core/desired_service.h"
+#include "controller/interfaces/cloud_run_client.h"
+
+namespace runway {
+
+inline constexpr char kPhaseAnnotation[] = "runway.dev/phase";
+inline constexpr char kCandidateAnnotation[] = "runway.dev/candidate";
+inline constexpr char kStableAnnotation[] = "runway.dev/stable";
+inline constexpr char kManagedByAnnotation[] = "runway.dev/managed-by";
+inline constexpr char kCandidateTag[] = "candidate";
+
+// `<service>-r<10 hex>`: a stable hash of the image and every template field. At most 61
+// characters for a 49-character service id, inside Cloud Run's 63.
+std::string RevisionNameFor(const DesiredService& desired);
+
+// The desired split with `@new` resolved to `revision`.
+std::vector<LiveTrafficTarget> ResolveTraffic(const std::vector<TrafficTarget>& traffic,
+                                              const std::string& revision);
+
+// Traffic as a comparable value: LATEST resolved through `revision` when set, zero-percent
+// untagged targets dropped, sorted. Two splits serve the same way when these are equal.
+std::vector<LiveTrafficTarget> NormalizeTraffic(const std::vector<LiveTrafficTarget>& traffic);
+bool SameTraffic(const std::vector<LiveTrafficTarget>& a, const std::vector<LiveTrafficTarget>& b);
+// "rev-a 30%, rev-b 70% (tag blue)" for plans, logs and status messages.
+std::string DescribeTraffic(const std::vector<LiveTrafficTarget>& traffic);
+
+enum class Step {
+  kCreate,           // write: the service does not exist yet
+  kDeployDark,       // write: new template, traffic unchanged, candidate tagged
+  kWaitCloudRun,     // no write: Cloud Run is reconciling a previous write
+  kWaitCandidate,    // no write: the candidate revision is not Ready yet
+  kPromote,          // write: the desired split, candidate annotations cleared
+  kCorrectDrift,     // write: traffic changed out of band, driftPolicy enforce
+  kReportDrift,      // no write: driftPolicy warn
+  kConverged,        // no write
+  kSuspended,        // no write: spec.suspend
+  kCandidateFailed,  // no write: the candidate revision failed; stalled until the spec changes
+  kCloudRunFailed,   // no write: Cloud Run reports a failure for the desired state itself
+};
+
+const char* StepName(Step step);
+
+struct Decision {
+  Step step = Step::kConverged;
+  std::optional<ServiceUpdate> update;             // set for the write steps
+  std::string revision;                            // the desired revision name
+  std::vector<LiveTrafficTarget> live_traffic;     // as served now (normalized)
+  std::vector<LiveTrafficTarget> desired_traffic;  // where this service is going (normalized)
+  std::string message;                             // one sentence for status and logs
+};
+
+Decision Decide(const DesiredService& desired, const std::optional<LiveService>& live);
+
+}  // namespace runway

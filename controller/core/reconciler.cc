@@ -1,0 +1,223 @@
+#include "controller/core/reconciler.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace runway {
+namespace {
+
+Condition MakeCondition(const std::string& type, const std::string& status,
+                        const std::string& reason, const std::string& message, int64_t generation,
+                        absl::Time now) {
+  Condition condition;
+  condition.type = type;
+  condition.status = status;
+  condition.reason = reason;
+  condition.message = message;
+  condition.observed_generation = generation;
+  condition.last_transition_time = now;
+  return condition;
+}
+
+std::string PermanentReason(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kPermissionDenied:
+      return "PermissionDenied";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+      return "CloudRunRejected";
+    default:
+      return "CloudRunError";
+  }
+}
+
+}  // namespace
+
+const char* OutcomeName(ReconcileOutcome::Kind kind) {
+  switch (kind) {
+    case ReconcileOutcome::Kind::kConverged:
+      return "converged";
+    case ReconcileOutcome::Kind::kProgressing:
+      return "progressing";
+    case ReconcileOutcome::Kind::kTransientError:
+      return "error";
+    case ReconcileOutcome::Kind::kStalled:
+      return "stalled";
+  }
+  return "unknown";
+}
+
+bool IsPermanent(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Reconciler::Reconciler(CloudRunClient* cloud_run, StatusReporter* status, const Clock* clock,
+                       Options options)
+    : cloud_run_(cloud_run), status_(status), clock_(clock), options_(options) {}
+
+ReconcileOutcome Reconciler::Reconcile(const DesiredService& desired,
+                                       std::optional<LiveService> cached) {
+  ReconcileOutcome outcome;
+  std::optional<LiveService> live = std::move(cached);
+  bool have_read = live.has_value();
+  for (int attempt = 0; attempt <= options_.max_conflict_retries; ++attempt) {
+    if (!have_read) {
+      absl::StatusOr<LiveService> read = cloud_run_->GetService(desired.target);
+      if (read.ok()) {
+        live = *std::move(read);
+      } else if (read.status().code() == absl::StatusCode::kNotFound) {
+        live.reset();
+      } else {
+        outcome.kind = IsPermanent(read.status()) ? ReconcileOutcome::Kind::kStalled
+                                                  : ReconcileOutcome::Kind::kTransientError;
+        outcome.reason = PermanentReason(read.status());
+        outcome.message =
+            absl::StrCat("reading ", desired.target.ResourceName(), ": ", read.status().message());
+        Report(desired, outcome, std::nullopt);
+        return outcome;
+      }
+    }
+    have_read = false;  // a retry after a conflict always re-reads
+    Decision decision = Decide(desired, live);
+    outcome.step = decision.step;
+    outcome.revision = decision.revision;
+    outcome.message = decision.message;
+    if (decision.update) {
+      absl::StatusOr<OperationState> written = cloud_run_->UpdateService(*decision.update);
+      if (written.ok()) {
+        ++outcome.writes;
+        outcome.kind = ReconcileOutcome::Kind::kProgressing;
+        outcome.requeue_after = options_.poll_interval;
+        Report(desired, outcome, live);
+        return outcome;
+      }
+      if (written.status().code() == absl::StatusCode::kAborted) {
+        SPDLOG_DEBUG("{}: {} (re-reading)", desired.key.ToString(),
+                     std::string(written.status().message()));
+        continue;  // someone wrote in between: decide again on a fresh read
+      }
+      outcome.kind = IsPermanent(written.status()) ? ReconcileOutcome::Kind::kStalled
+                                                   : ReconcileOutcome::Kind::kTransientError;
+      outcome.reason = PermanentReason(written.status());
+      outcome.message =
+          absl::StrCat(StepName(decision.step), " failed: ", written.status().message());
+      Report(desired, outcome, live);
+      return outcome;
+    }
+    switch (decision.step) {
+      case Step::kConverged:
+      case Step::kReportDrift:
+      case Step::kSuspended:
+        outcome.kind = ReconcileOutcome::Kind::kConverged;
+        break;
+      case Step::kCandidateFailed:
+        outcome.kind = ReconcileOutcome::Kind::kStalled;
+        outcome.reason = "RevisionFailed";
+        break;
+      case Step::kCloudRunFailed:
+        outcome.kind = ReconcileOutcome::Kind::kStalled;
+        outcome.reason = "CloudRunFailed";
+        break;
+      default:
+        outcome.kind = ReconcileOutcome::Kind::kProgressing;
+        outcome.requeue_after = options_.poll_interval;
+        break;
+    }
+    Report(desired, outcome, live);
+    return outcome;
+  }
+  outcome.kind = ReconcileOutcome::Kind::kTransientError;
+  outcome.message =
+      absl::StrCat("the service kept changing under Runway (", options_.max_conflict_retries + 1,
+                   " conflicting writes in a row); will retry");
+  Report(desired, outcome, std::nullopt);
+  return outcome;
+}
+
+void Reconciler::Report(const DesiredService& desired, const ReconcileOutcome& outcome,
+                        const std::optional<LiveService>& live) {
+  if (!status_) return;
+  absl::Time now = clock_->Now();
+  int64_t generation = desired.generation;
+  ServiceStatus status;
+  status.observed_generation = generation;
+  if (live) {
+    status.revision = live->latest_ready_revision;
+    for (const LiveTrafficTarget& t : live->traffic_statuses) {
+      status.traffic.push_back({t.revision, t.percent, t.tag});
+    }
+  }
+  std::string step = StepName(outcome.step);
+  switch (outcome.kind) {
+    case ReconcileOutcome::Kind::kConverged: {
+      bool drift = outcome.step == Step::kReportDrift;
+      bool suspended = outcome.step == Step::kSuspended;
+      status.conditions.push_back(MakeCondition("Ready",
+                                                drift ? "False" : (suspended ? "Unknown" : "True"),
+                                                step, outcome.message, generation, now));
+      status.conditions.push_back(
+          MakeCondition("Reconciling", "False", step, outcome.message, generation, now));
+      status.conditions.push_back(MakeCondition("Stalled", "False", step, "", generation, now));
+      break;
+    }
+    case ReconcileOutcome::Kind::kProgressing:
+      status.conditions.push_back(
+          MakeCondition("Ready", "False", step, outcome.message, generation, now));
+      status.conditions.push_back(
+          MakeCondition("Reconciling", "True", step, outcome.message, generation, now));
+      status.conditions.push_back(MakeCondition("Stalled", "False", step, "", generation, now));
+      break;
+    case ReconcileOutcome::Kind::kTransientError:
+      status.conditions.push_back(
+          MakeCondition("Ready", "Unknown", "Retrying", outcome.message, generation, now));
+      status.conditions.push_back(
+          MakeCondition("Reconciling", "True", "Retrying", outcome.message, generation, now));
+      status.conditions.push_back(
+          MakeCondition("Stalled", "False", "Retrying", "", generation, now));
+      break;
+    case ReconcileOutcome::Kind::kStalled: {
+      const std::string& reason = outcome.reason.empty() ? "CloudRunError" : outcome.reason;
+      status.conditions.push_back(
+          MakeCondition("Ready", "False", reason, outcome.message, generation, now));
+      status.conditions.push_back(
+          MakeCondition("Reconciling", "False", reason, outcome.message, generation, now));
+      status.conditions.push_back(
+          MakeCondition("Stalled", "True", reason, outcome.message, generation, now));
+      break;
+    }
+  }
+  if (absl::Status reported = status_->Report(desired.key, status); !reported.ok()) {
+    SPDLOG_WARN("{}: status not published: {}", desired.key.ToString(),
+                std::string(reported.message()));
+  }
+}
+
+void Reconciler::ReportInvalid(const ObjectKey& key, int64_t generation,
+                               const std::string& message) {
+  if (!status_) return;
+  absl::Time now = clock_->Now();
+  ServiceStatus status;
+  status.observed_generation = generation;
+  status.conditions.push_back(
+      MakeCondition("Ready", "False", "InvalidSpec", message, generation, now));
+  status.conditions.push_back(
+      MakeCondition("Reconciling", "False", "InvalidSpec", message, generation, now));
+  status.conditions.push_back(
+      MakeCondition("Stalled", "True", "InvalidSpec", message, generation, now));
+  if (absl::Status reported = status_->Report(key, status); !reported.ok()) {
+    SPDLOG_WARN("{}: status not published: {}", key.ToString(), std::string(reported.message()));
+  }
+}
+
+}  // namespace runway

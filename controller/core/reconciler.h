@@ -1,0 +1,70 @@
+#pragma once
+
+// One reconcile pass for one service: read live state (or take a fresh cached read), decide
+// (reconcile_decision.h), write at most one PATCH, publish status, and say when to come back.
+// Never waits on Cloud Run: a write or a revision still starting means "call me again later".
+// A 409 (stale etag: someone wrote in between) means re-read and decide again, a few times.
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "controller/core/reconcile_decision.h"
+#include "controller/interfaces/clock.h"
+#include "controller/interfaces/cloud_run_client.h"
+#include "controller/interfaces/status_reporter.h"
+
+namespace runway {
+
+struct ReconcileOutcome {
+  enum class Kind {
+    kConverged,       // nothing to do until the spec or Cloud Run changes (resync)
+    kProgressing,     // come back after `requeue_after`
+    kTransientError,  // back off and retry (5xx, 429, timeouts, refused connections)
+    kStalled,         // do not retry until the manifest changes (invalid, permission, failed)
+  };
+  Kind kind = Kind::kConverged;
+  Step step = Step::kConverged;
+  absl::Duration requeue_after = absl::ZeroDuration();
+  std::string message;
+  int writes = 0;
+  std::string revision;  // the desired revision name
+  std::string reason;    // CamelCase reason of a stalled outcome (PermissionDenied, ...)
+};
+
+const char* OutcomeName(ReconcileOutcome::Kind kind);
+
+class Reconciler {
+ public:
+  struct Options {
+    // How soon to look again after a write or while Cloud Run or a revision is still working.
+    absl::Duration poll_interval = absl::Seconds(2);
+    int max_conflict_retries = 3;
+  };
+
+  // `status` may be null (plan mode).
+  Reconciler(CloudRunClient* cloud_run, StatusReporter* status, const Clock* clock,
+             Options options);
+
+  // `cached` is a read from a recent services.list; it is used for the first decision only.
+  ReconcileOutcome Reconcile(const DesiredService& desired,
+                             std::optional<LiveService> cached = std::nullopt);
+
+  // Publishes Stalled/InvalidSpec for a manifest that failed validation.
+  void ReportInvalid(const ObjectKey& key, int64_t generation, const std::string& message);
+
+ private:
+  void Report(const DesiredService& desired, const ReconcileOutcome& outcome,
+              const std::optional<LiveService>& live);
+
+  CloudRunClient* cloud_run_;
+  StatusReporter* status_;
+  const Clock* clock_;
+  Options options_;
+};
+
+// Errors that retrying cannot fix: the manifest (or the permissions) must change first.
+bool IsPermanent(const absl::Status& status);
+
+}  // namespace runway
