@@ -5,6 +5,7 @@
 #include <iostream>
 #include <string>
 
+#include "controller/app/controller_commands.h"
 #include "controller/app/validate_command.h"
 #include "controller/observability/logging.h"
 
@@ -33,6 +34,63 @@ int main(int argc, char** argv) {
                    "Refuse manifest files larger than this")
       ->capture_default_str();
 
+  runway::ControllerFlags flags;
+  auto add_cloud_run_flags = [&flags](CLI::App* cmd) {
+    cmd->add_option("--cloudrun-endpoint", flags.cloud_run.endpoint,
+                    "Cloud Run Admin API base URL (the emulator: http://127.0.0.1:PORT/)")
+        ->capture_default_str();
+    cmd->add_option(
+           "--token-source", flags.cloud_run.token_source,
+           "auto (none for a loopback endpoint, else gcloud), none, file, metadata, gcloud")
+        ->capture_default_str();
+    cmd->add_option("--token-file", flags.cloud_run.token_file,
+                    "File holding an access token (--token-source file)");
+    cmd->add_option("--api-timeout", flags.cloud_run.timeout, "Timeout of one API call")
+        ->capture_default_str();
+    cmd->add_option("--writes-per-minute", flags.cloud_run.writes_per_minute,
+                    "Client-side write budget per project and region")
+        ->capture_default_str();
+    cmd->add_option("--reads-per-minute", flags.cloud_run.reads_per_minute,
+                    "Client-side read budget per project and region")
+        ->capture_default_str();
+  };
+  CLI::App* plan_cmd =
+      app.add_subcommand("plan",
+                         "Show what would change in Cloud Run; write nothing. Exit 0 no "
+                         "changes, 2 changes, 1 error");
+  plan_cmd->add_option("paths", flags.paths, "Manifest files or directories")->required();
+  plan_cmd->add_option("-o,--output", flags.output, "text or json")->capture_default_str();
+  add_cloud_run_flags(plan_cmd);
+  CLI::App* apply_cmd = app.add_subcommand(
+      "apply", "Reconcile every manifest until it converges or fails, then exit");
+  apply_cmd->add_option("paths", flags.paths, "Manifest files or directories")->required();
+  apply_cmd->add_option("-o,--output", flags.output, "text or json")->capture_default_str();
+  apply_cmd->add_option("--timeout", flags.timeout, "Give up after this long")
+      ->capture_default_str();
+  CLI::App* run_cmd = app.add_subcommand("run", "Run the controller until SIGTERM");
+  run_cmd->add_option("paths", flags.paths, "Manifest files or directories")->required();
+  run_cmd->add_option("--resync", flags.resync, "Full resync period (jittered by 10%)")
+      ->capture_default_str();
+  run_cmd
+      ->add_option("--shutdown-timeout", flags.shutdown_timeout,
+                   "How long in-flight work may take after SIGTERM")
+      ->capture_default_str();
+  for (CLI::App* cmd : {apply_cmd, run_cmd}) {
+    add_cloud_run_flags(cmd);
+    cmd->add_option("--workers", flags.workers, "Services reconciled in parallel")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 256));
+    cmd->add_option("--poll-interval", flags.poll_interval,
+                    "How soon to look again while Cloud Run or a revision is working")
+        ->capture_default_str();
+    cmd->add_option("--state-dir", flags.state_dir, "Where per-service status is kept")
+        ->capture_default_str();
+  }
+  CLI::App* status_cmd = app.add_subcommand("status", "Show the status Runway last recorded");
+  status_cmd->add_option("--state-dir", flags.state_dir, "Where per-service status is kept")
+      ->capture_default_str();
+  status_cmd->add_option("-o,--output", flags.output, "text or json")->capture_default_str();
+
   CLI::App* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -46,6 +104,10 @@ int main(int argc, char** argv) {
     return runway::kExitUsage;
   }
   if (validate_cmd->parsed()) return runway::RunValidate(validate, std::cout, std::cerr);
+  if (plan_cmd->parsed()) return runway::RunPlan(flags, std::cout, std::cerr);
+  if (apply_cmd->parsed()) return runway::RunApply(flags, std::cout, std::cerr);
+  if (run_cmd->parsed()) return runway::RunController(flags, std::cerr);
+  if (status_cmd->parsed()) return runway::RunStatus(flags, std::cout, std::cerr);
   if (version_cmd->parsed()) {
     std::cout << "runway " << RUNWAY_VERSION << "\n";
     return runway::kExitOk;

@@ -242,6 +242,12 @@ void HttpServer::Stop() {
   for (std::thread& thread : impl_->threads) {
     if (thread.joinable()) thread.join();
   }
+  // Close the listening socket too, so a stopped server refuses connections instead of leaving
+  // them to hang in the backlog.
+  if (impl_->acceptor) {
+    beast::error_code ignored;
+    impl_->acceptor->close(ignored);
+  }
 }
 
 }  // namespace runway::emulator

@@ -1,0 +1,400 @@
+#include "controller/app/controller_commands.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "controller/adapters/cloud_run_rest_client.h"
+#include "controller/adapters/cpprest_http_transport.h"
+#include "controller/adapters/directory_watcher.h"
+#include "controller/adapters/file_manifest_source.h"
+#include "controller/adapters/file_status_store.h"
+#include "controller/adapters/manifest_schema.h"
+#include "controller/adapters/system_clock.h"
+#include "controller/adapters/token_source.h"
+#include "controller/app/validate_command.h"
+#include "controller/core/controller.h"
+#include "controller/core/reconcile_decision.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace runway {
+namespace {
+
+using Json = nlohmann::json;
+
+absl::StatusOr<absl::Duration> ParseFlagDuration(const std::string& flag, const std::string& text) {
+  absl::Duration duration;
+  if (!absl::ParseDuration(text, &duration) || duration < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": '", text, "' is not a duration; use e.g. 30s, 5m, 200ms"));
+  }
+  return duration;
+}
+
+bool IsLoopbackEndpoint(const std::string& endpoint) {
+  for (const char* host : {"://127.", "://localhost", "://[::1]"}) {
+    if (absl::StrContains(endpoint, host)) return true;
+  }
+  return false;
+}
+
+// Everything a command needs to reach Cloud Run, owned together.
+struct CloudRunAccess {
+  SystemClock clock;
+  SystemSleeper sleeper;
+  std::unique_ptr<CpprestHttpTransport> transport;
+  std::unique_ptr<TokenSource> tokens;
+  std::unique_ptr<CloudRunRestClient> client;
+};
+
+absl::StatusOr<std::unique_ptr<CloudRunAccess>> ConnectCloudRun(const CloudRunFlags& flags) {
+  auto access = std::make_unique<CloudRunAccess>();
+  access->transport = std::make_unique<CpprestHttpTransport>();
+  std::string kind = flags.token_source;
+  if (kind == "auto") kind = IsLoopbackEndpoint(flags.endpoint) ? "none" : "gcloud";
+  absl::StatusOr<std::unique_ptr<TokenSource>> tokens =
+      MakeTokenSource(kind, flags.token_file, access->transport.get(), &access->clock);
+  if (!tokens.ok()) return tokens.status();
+  access->tokens = *std::move(tokens);
+  absl::StatusOr<absl::Duration> timeout = ParseFlagDuration("timeout", flags.timeout);
+  if (!timeout.ok()) return timeout.status();
+  CloudRunRestClientOptions options;
+  options.endpoint = flags.endpoint;
+  options.call_timeout = *timeout;
+  options.write_limit.per_minute = flags.writes_per_minute;
+  options.read_limit.per_minute = flags.reads_per_minute;
+  access->client = std::make_unique<CloudRunRestClient>(
+      access->transport.get(), access->tokens.get(), &access->clock, &access->sleeper, options);
+  return access;
+}
+
+// The CRD's schema, compiled in; loaded once.
+const ManifestSchema* EmbeddedSchema() {
+  static const auto* schema =
+      new absl::StatusOr<std::unique_ptr<ManifestSchema>>(ManifestSchema::Embedded());
+  return schema->ok() ? schema->value().get() : nullptr;
+}
+
+absl::StatusOr<ManifestSnapshot> LoadManifests(const std::vector<std::string>& paths,
+                                               std::ostream& err, bool* any_invalid) {
+  if (!EmbeddedSchema()) return absl::InternalError("the compiled-in CRD schema does not load");
+  FileManifestSource source(*EmbeddedSchema(), paths);
+  absl::StatusOr<ManifestSnapshot> snapshot = source.Snapshot();
+  if (!snapshot.ok()) return snapshot.status();
+  *any_invalid = !snapshot->invalid.empty();
+  for (const InvalidManifest& invalid : snapshot->invalid) {
+    for (const FieldError& error : invalid.errors) {
+      err << invalid.origin << ": " << error.path << ": " << error.message << "\n";
+    }
+  }
+  return snapshot;
+}
+
+Json TrafficJson(const std::vector<LiveTrafficTarget>& traffic) {
+  Json out = Json::array();
+  for (const LiveTrafficTarget& t : NormalizeTraffic(traffic)) {
+    Json item = {{"revision", t.revision}, {"percent", t.percent}};
+    if (!t.tag.empty()) item["tag"] = t.tag;
+    out.push_back(item);
+  }
+  return out;
+}
+
+}  // namespace
+
+int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) {
+  bool any_invalid = false;
+  absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(flags.paths, err, &any_invalid);
+  if (!snapshot.ok()) {
+    err << "runway plan: " << snapshot.status().message() << "\n";
+    return kPlanError;
+  }
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  if (!access.ok()) {
+    err << "runway plan: " << access.status().message() << "\n";
+    return kExitUsage;
+  }
+  CloudRunRestClient& client = *(*access)->client;
+  bool changes = false, errors = any_invalid;
+  Json report = Json::array();
+  for (const DesiredService& desired : snapshot->services) {
+    std::optional<LiveService> live;
+    absl::StatusOr<LiveService> read = client.GetService(desired.target);
+    Json item = {{"key", desired.key.ToString()}, {"service", desired.target.ResourceName()}};
+    if (read.ok()) {
+      live = *std::move(read);
+    } else if (read.status().code() != absl::StatusCode::kNotFound) {
+      errors = true;
+      item["error"] = std::string(read.status().message());
+      out << desired.key.ToString() << " (" << desired.target.ResourceName()
+          << "): cannot read live state: " << read.status().message() << "\n";
+      report.push_back(item);
+      continue;
+    }
+    Decision decision = Decide(desired, live);
+    bool write = decision.update.has_value();
+    bool pending =
+        write || decision.step == Step::kWaitCandidate || decision.step == Step::kWaitCloudRun;
+    changes = changes || pending;
+    item["step"] = StepName(decision.step);
+    item["revision"] = decision.revision;
+    item["trafficBefore"] = TrafficJson(decision.live_traffic);
+    item["trafficAfter"] = TrafficJson(decision.desired_traffic);
+    item["message"] = decision.message;
+    std::string symbol = !pending ? "=" : (decision.step == Step::kCreate ? "+" : "~");
+    out << symbol << " " << desired.key.ToString() << " (" << desired.target.ResourceName()
+        << "): " << StepName(decision.step) << "\n";
+    if (live && decision.step == Step::kDeployDark) {
+      out << "    image:    " << live->image << " -> " << desired.image.value_or("(build)") << "\n";
+      out << "    revision: " << live->template_revision << " -> " << decision.revision
+          << " (deployed dark, tag candidate)\n";
+    } else if (!live) {
+      out << "    image:    " << desired.image.value_or("(build)") << "\n";
+      out << "    revision: " << decision.revision << "\n";
+    }
+    out << "    traffic:  " << DescribeTraffic(decision.live_traffic) << " -> "
+        << DescribeTraffic(decision.desired_traffic) << "\n";
+    if (!pending) out << "    " << decision.message << "\n";
+    if (write) {
+      ServiceUpdate check = *decision.update;
+      check.validate_only = true;
+      absl::StatusOr<OperationState> validated = client.UpdateService(check);
+      if (!validated.ok()) {
+        errors = true;
+        item["serverCheck"] = std::string(validated.status().message());
+        out << "    Cloud Run would refuse it: " << validated.status().message() << "\n";
+      } else {
+        item["serverCheck"] = "ok";
+        out << "    checked by Cloud Run (validateOnly): ok\n";
+      }
+    }
+    report.push_back(item);
+  }
+  if (flags.output == "json") {
+    out << Json({{"services", report}, {"changes", changes}, {"errors", errors}}).dump(2) << "\n";
+  }
+  if (errors) return kPlanError;
+  return changes ? kPlanChanges : kPlanNoChanges;
+}
+
+int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<absl::Duration> poll = ParseFlagDuration("poll-interval", flags.poll_interval);
+  absl::StatusOr<absl::Duration> timeout = ParseFlagDuration("timeout", flags.timeout);
+  if (!poll.ok() || !timeout.ok()) {
+    err << "runway apply: " << (!poll.ok() ? poll.status() : timeout.status()).message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  if (!access.ok()) {
+    err << "runway apply: " << access.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!EmbeddedSchema()) {
+    err << "runway: the compiled-in CRD schema does not load\n";
+    return kExitInvalid;
+  }
+  FileManifestSource source(*EmbeddedSchema(), flags.paths);
+  // Invalid manifests are printed and count as failures; the valid ones are still applied.
+  bool any_invalid = false;
+  absl::StatusOr<ManifestSnapshot> checked = LoadManifests(flags.paths, err, &any_invalid);
+  if (!checked.ok()) {
+    err << "runway apply: " << checked.status().message() << "\n";
+    return kExitInvalid;
+  }
+  FileStatusStore status(flags.state_dir, &(*access)->clock);
+  Controller::Options options;
+  options.workers = flags.workers;
+  options.reconciler.poll_interval = *poll;
+  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock);
+  if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
+    err << "runway apply: " << refreshed.message() << "\n";
+    return kExitInvalid;
+  }
+  controller.Start();
+  absl::Time deadline = absl::Now() + *timeout;
+  std::map<std::string, std::string> shown;
+  bool settled = false;
+  while (absl::Now() < deadline) {
+    for (const auto& [key, state] : controller.States()) {
+      std::string line = absl::StrCat(StepName(state.outcome.step), ": ", state.outcome.message);
+      if (shown[key] != line) {
+        err << key << "  " << line << "\n";
+        shown[key] = line;
+      }
+    }
+    if (controller.Settled()) {
+      settled = true;
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  controller.Stop(absl::Seconds(10));
+  int failed = 0, converged = 0;
+  std::map<std::string, Controller::ServiceState> states = controller.States();
+  Json summary = Json::array();
+  for (const auto& [key, state] : states) {
+    bool ok = state.outcome.kind == ReconcileOutcome::Kind::kConverged &&
+              state.outcome.step == Step::kConverged;
+    ok ? ++converged : ++failed;
+    summary.push_back({{"key", key},
+                       {"result", OutcomeName(state.outcome.kind)},
+                       {"step", StepName(state.outcome.step)},
+                       {"revision", state.outcome.revision},
+                       {"writes", state.writes},
+                       {"message", state.outcome.message}});
+    if (flags.output != "json") {
+      out << (ok ? "ok    " : "FAIL  ") << key << "  " << StepName(state.outcome.step) << "  "
+          << state.outcome.message << "\n";
+    }
+  }
+  size_t managed = controller.ManagedCount();
+  if (states.size() < managed) failed += static_cast<int>(managed - states.size());
+  failed += static_cast<int>(checked->invalid.size());
+  if (flags.output == "json") {
+    out << Json({{"services", summary},
+                 {"converged", converged},
+                 {"failed", failed},
+                 {"timedOut", !settled}})
+               .dump(2)
+        << "\n";
+  } else {
+    out << converged << " converged, " << failed << " not converged"
+        << (settled ? "" : absl::StrCat(" (gave up after ", flags.timeout, ")")) << "\n";
+  }
+  return failed == 0 && settled ? kExitOk : kExitInvalid;
+}
+
+int RunController(const ControllerFlags& flags, std::ostream& err) {
+  absl::StatusOr<absl::Duration> poll = ParseFlagDuration("poll-interval", flags.poll_interval);
+  absl::StatusOr<absl::Duration> resync = ParseFlagDuration("resync", flags.resync);
+  absl::StatusOr<absl::Duration> shutdown =
+      ParseFlagDuration("shutdown-timeout", flags.shutdown_timeout);
+  for (const auto* parsed : {&poll, &resync, &shutdown}) {
+    if (!parsed->ok()) {
+      err << "runway run: " << parsed->status().message() << "\n";
+      return kExitUsage;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  if (!access.ok()) {
+    err << "runway run: " << access.status().message() << "\n";
+    return kExitUsage;
+  }
+  // Block the signals before any thread starts, so only sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (!EmbeddedSchema()) {
+    err << "runway: the compiled-in CRD schema does not load\n";
+    return kExitInvalid;
+  }
+  FileManifestSource source(*EmbeddedSchema(), flags.paths);
+  FileStatusStore status(flags.state_dir, &(*access)->clock);
+  Controller::Options options;
+  options.workers = flags.workers;
+  options.resync = *resync;
+  options.reconciler.poll_interval = *poll;
+  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock);
+  if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
+    err << "runway run: " << refreshed.message() << "\n";
+    return kExitInvalid;
+  }
+  (void)controller.Resync();
+  std::vector<std::unique_ptr<DirectoryWatcher>> watchers;
+  for (const std::string& path : flags.paths) {
+    auto watcher = std::make_unique<DirectoryWatcher>();
+    absl::Status started = watcher->Start(path, [&controller] { (void)controller.Refresh(); });
+    if (!started.ok()) {
+      SPDLOG_WARN("not watching {} ({}); changes are seen at the next resync", path,
+                  std::string(started.message()));
+      continue;
+    }
+    watchers.push_back(std::move(watcher));
+  }
+  controller.Start();
+  SPDLOG_INFO("runway run: managing {} services from {} (resync {}, {} workers)",
+              controller.ManagedCount(), absl::StrJoin(flags.paths, ", "), flags.resync,
+              flags.workers);
+  int received = 0;
+  sigwait(&signals, &received);
+  SPDLOG_INFO("runway run: signal {}, finishing in-flight work (up to {})", received,
+              flags.shutdown_timeout);
+  for (auto& watcher : watchers) watcher->Stop();
+  bool clean = controller.Stop(*shutdown);
+  if (!clean) SPDLOG_WARN("runway run: in-flight work did not finish in time");
+  return kExitOk;
+}
+
+int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err) {
+  SystemClock clock;
+  FileStatusStore store(flags.state_dir, &clock);
+  absl::StatusOr<StoredStatuses> stored = store.LoadAll();
+  if (!stored.ok()) {
+    err << "runway status: " << stored.status().message() << "\n";
+    return kExitInvalid;
+  }
+  for (const std::string& warning : stored->warnings)
+    err << "runway status: skipped " << warning << "\n";
+  const auto* loaded = &stored->statuses;
+  if (flags.output == "json") {
+    Json services = Json::array();
+    for (const auto& [key, status] : *loaded) {
+      Json conditions = Json::array();
+      for (const Condition& c : status.conditions) {
+        conditions.push_back({{"type", c.type},
+                              {"status", c.status},
+                              {"reason", c.reason},
+                              {"message", c.message},
+                              {"lastTransitionTime", absl::FormatTime(c.last_transition_time)}});
+      }
+      Json traffic = Json::array();
+      for (const TrafficTarget& t : status.traffic) {
+        traffic.push_back({{"revision", t.revision}, {"percent", t.percent}, {"tag", t.tag}});
+      }
+      services.push_back({{"key", key.ToString()},
+                          {"observedGeneration", status.observed_generation},
+                          {"revision", status.revision},
+                          {"traffic", traffic},
+                          {"conditions", conditions}});
+    }
+    out << Json({{"services", services}}).dump(2) << "\n";
+    return kExitOk;
+  }
+  out << std::left << std::setw(32) << "SERVICE" << std::setw(8) << "READY" << std::setw(18)
+      << "REASON" << std::setw(30) << "REVISION"
+      << "TRAFFIC\n";
+  for (const auto& [key, status] : *loaded) {
+    std::string ready = "Unknown", reason;
+    for (const Condition& c : status.conditions) {
+      if (c.type == "Ready") {
+        ready = c.status;
+        reason = c.reason;
+      }
+    }
+    std::vector<std::string> traffic;
+    for (const TrafficTarget& t : status.traffic) {
+      if (t.percent == 0 && t.tag.empty()) continue;
+      traffic.push_back(absl::StrCat(t.revision, " ", t.percent, "%",
+                                     t.tag.empty() ? "" : absl::StrCat(" (", t.tag, ")")));
+    }
+    out << std::left << std::setw(32) << key.ToString() << std::setw(8) << ready << std::setw(18)
+        << reason << std::setw(30) << (status.revision.empty() ? "-" : status.revision)
+        << (traffic.empty() ? "-" : absl::StrJoin(traffic, ", ")) << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace runway

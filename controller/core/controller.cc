@@ -1,0 +1,273 @@
+#include "controller/core/controller.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "spdlog/spdlog.h"
+
+namespace runway {
+
+Controller::Controller(Options options, ManifestSource* source, CloudRunClient* cloud_run,
+                       StatusReporter* status, const Clock* clock)
+    : options_(options),
+      source_(source),
+      cloud_run_(cloud_run),
+      clock_(clock),
+      reconciler_(cloud_run, status, clock, options.reconciler),
+      queue_(clock, options.queue) {}
+
+Controller::~Controller() { Stop(absl::Seconds(5)); }
+
+std::string Controller::Fingerprint(const DesiredService& desired) {
+  std::string revision = RevisionNameFor(desired);
+  return absl::StrCat(desired.target.ResourceName(), "|", revision, "|",
+                      DescribeTraffic(ResolveTraffic(desired.traffic, revision)), "|",
+                      desired.suspend, "|", static_cast<int>(desired.drift_policy), "|",
+                      desired.generation);
+}
+
+absl::Status Controller::Refresh() {
+  absl::StatusOr<ManifestSnapshot> snapshot = source_->Snapshot();
+  if (!snapshot.ok()) {
+    SPDLOG_WARN("manifests unreadable, keeping the previous desired state: {}",
+                std::string(snapshot.status().message()));
+    return snapshot.status();
+  }
+  std::vector<std::string> enqueue;
+  {
+    absl::MutexLock lock(&mutex_);
+    std::map<std::string, Managed> next;
+    for (DesiredService& desired : snapshot->services) {
+      std::string key = desired.key.ToString();
+      std::string fingerprint = Fingerprint(desired);
+      auto previous = managed_.find(key);
+      if (previous == managed_.end() || previous->second.fingerprint != fingerprint) {
+        enqueue.push_back(key);
+        stalled_.erase(key);
+        if (previous == managed_.end()) {
+          SPDLOG_INFO("{}: managing {}", key, desired.target.ResourceName());
+        }
+      }
+      next[key] = Managed{std::move(desired), std::move(fingerprint)};
+    }
+    for (const InvalidManifest& invalid : snapshot->invalid) {
+      if (!invalid.key) continue;
+      std::string key = invalid.key->ToString();
+      std::vector<std::string> errors;
+      for (const FieldError& error : invalid.errors) {
+        errors.push_back(absl::StrCat(error.path, ": ", error.message));
+      }
+      std::string message = absl::StrCat(invalid.origin, ": ", absl::StrJoin(errors, "; "));
+      if (next.erase(key) || managed_.count(key)) {
+        SPDLOG_WARN("{}: invalid manifest, no writes until it is fixed: {}", key, message);
+      }
+      reconciler_.ReportInvalid(*invalid.key, 0, message);
+    }
+    for (const auto& [key, managed] : managed_) {
+      if (!next.count(key)) {
+        SPDLOG_INFO("{}: manifest removed or invalid; no longer managing {} (left as it is)", key,
+                    managed.desired.target.ResourceName());
+        cached_.erase(key);
+        states_.erase(key);
+      }
+    }
+    managed_ = std::move(next);
+  }
+  for (const std::string& key : enqueue) {
+    queue_.Forget(key);
+    queue_.Add(key);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::Resync() {
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> regions;
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& [key, managed] : managed_) {
+      regions[{managed.desired.target.project, managed.desired.target.region}].push_back(key);
+    }
+  }
+  absl::Status result = absl::OkStatus();
+  std::map<CloudRunServiceName, LiveService> live;
+  for (const auto& [region, keys] : regions) {
+    std::string token;
+    do {
+      absl::StatusOr<LiveServicePage> page =
+          cloud_run_->ListServices(region.first, region.second, token);
+      if (!page.ok()) {
+        SPDLOG_WARN("resync: listing {}/{}: {}", region.first, region.second,
+                    std::string(page.status().message()));
+        result = page.status();
+        break;
+      }
+      for (LiveService& service : page->services) {
+        CloudRunServiceName name = service.name;
+        live[name] = std::move(service);
+      }
+      token = page->next_page_token;
+    } while (!token.empty());
+  }
+  std::vector<std::string> enqueue;
+  {
+    absl::MutexLock lock(&mutex_);
+    for (const auto& [key, managed] : managed_) {
+      auto stalled = stalled_.find(key);
+      if (stalled != stalled_.end() && stalled->second == managed.fingerprint) continue;
+      auto found = live.find(managed.desired.target);
+      if (found != live.end()) cached_[key] = found->second;
+      enqueue.push_back(key);
+    }
+  }
+  for (const std::string& key : enqueue) queue_.Add(key);
+  return result;
+}
+
+bool Controller::ProcessNext() {
+  std::optional<std::string> key = queue_.Get();
+  if (!key) return false;
+  std::optional<DesiredService> desired;
+  std::optional<LiveService> cached;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto managed = managed_.find(*key);
+    if (managed != managed_.end()) {
+      auto stalled = stalled_.find(*key);
+      if (stalled == stalled_.end() || stalled->second != managed->second.fingerprint) {
+        desired = managed->second.desired;
+      }
+    }
+    auto read = cached_.find(*key);
+    if (read != cached_.end()) {
+      cached = std::move(read->second);
+      cached_.erase(read);
+    }
+    if (desired) in_flight_.insert(*key);
+  }
+  if (!desired) {
+    queue_.Forget(*key);
+    queue_.Done(*key);
+    return true;
+  }
+  absl::Time start = clock_->Now();
+  ReconcileOutcome outcome = reconciler_.Reconcile(*desired, std::move(cached));
+  absl::Duration took = clock_->Now() - start;
+  auto log_level = outcome.kind == ReconcileOutcome::Kind::kTransientError ||
+                           outcome.kind == ReconcileOutcome::Kind::kStalled
+                       ? spdlog::level::warn
+                       : (outcome.writes > 0 ? spdlog::level::info : spdlog::level::debug);
+  spdlog::log(log_level, "reconcile {} generation={} step={} result={} writes={} took={}ms: {}",
+              *key, desired->generation, StepName(outcome.step), OutcomeName(outcome.kind),
+              outcome.writes, absl::ToInt64Milliseconds(took), outcome.message);
+  {
+    absl::MutexLock lock(&mutex_);
+    in_flight_.erase(*key);
+    auto managed = managed_.find(*key);
+    if (managed != managed_.end()) {
+      ServiceState& state = states_[*key];
+      state.outcome = outcome;
+      ++state.passes;
+      state.writes += outcome.writes;
+      if (outcome.kind == ReconcileOutcome::Kind::kStalled) {
+        stalled_[*key] = managed->second.fingerprint;
+      }
+    }
+  }
+  switch (outcome.kind) {
+    case ReconcileOutcome::Kind::kConverged:
+    case ReconcileOutcome::Kind::kStalled:
+      queue_.Forget(*key);
+      break;
+    case ReconcileOutcome::Kind::kProgressing:
+      queue_.Forget(*key);
+      queue_.AddAfter(*key, outcome.requeue_after);
+      break;
+    case ReconcileOutcome::Kind::kTransientError:
+      queue_.AddRateLimited(*key);
+      break;
+  }
+  queue_.Done(*key);
+  return true;
+}
+
+void Controller::WorkerLoop() {
+  while (ProcessNext()) {
+  }
+}
+
+void Controller::ResyncLoop() {
+  uint64_t round = 0;
+  while (true) {
+    absl::Duration wait = Jitter(options_.resync, 0.1, ++round);
+    {
+      absl::MutexLock lock(&stop_mutex_);
+      absl::Time until = absl::Now() + wait;
+      while (!stop_requested_) {
+        if (stop_signal_.WaitWithDeadline(&stop_mutex_, until)) break;
+      }
+      if (stop_requested_) return;
+    }
+    (void)Refresh();
+    (void)Resync();
+  }
+}
+
+void Controller::Start() {
+  for (int i = 0; i < std::max(1, options_.workers); ++i) {
+    threads_.emplace_back([this] { WorkerLoop(); });
+  }
+  threads_.emplace_back([this] { ResyncLoop(); });
+}
+
+bool Controller::Stop(absl::Duration deadline) {
+  {
+    absl::MutexLock lock(&stop_mutex_);
+    if (stop_requested_ && threads_.empty()) return true;
+    stop_requested_ = true;
+    stop_signal_.SignalAll();
+  }
+  queue_.ShutDown(/*drain=*/false);
+  absl::Time until = absl::Now() + deadline;
+  bool in_time = true;
+  {
+    absl::MutexLock lock(&mutex_);
+    in_time = mutex_.AwaitWithDeadline(absl::Condition(this, &Controller::NoneInFlight), until);
+  }
+  for (std::thread& thread : threads_) {
+    if (!thread.joinable()) continue;
+    if (in_time) {
+      thread.join();
+    } else {
+      thread.detach();
+    }
+  }
+  threads_.clear();
+  return in_time;
+}
+
+bool Controller::Settled() const {
+  absl::MutexLock lock(&mutex_);
+  if (!in_flight_.empty()) return false;
+  for (const auto& [key, managed] : managed_) {
+    auto state = states_.find(key);
+    if (state == states_.end()) return false;
+    ReconcileOutcome::Kind kind = state->second.outcome.kind;
+    if (kind != ReconcileOutcome::Kind::kConverged && kind != ReconcileOutcome::Kind::kStalled) {
+      return false;
+    }
+  }
+  return queue_.Len() == 0;
+}
+
+std::map<std::string, Controller::ServiceState> Controller::States() const {
+  absl::MutexLock lock(&mutex_);
+  return states_;
+}
+
+size_t Controller::ManagedCount() const {
+  absl::MutexLock lock(&mutex_);
+  return managed_.size();
+}
+
+}  // namespace runway

@@ -1,0 +1,108 @@
+#pragma once
+
+// The controller loop (design.md §5): a manifest source, a work queue of service keys, workers
+// that run one Reconciler pass per key, and a resync that lists each project and region once and
+// hands every worker a fresh read, so a steady state costs one list call per region and page and
+// no write. Level-based: every pass decides from desired and live state, never from events.
+//
+// Threads: Start() runs `workers` worker threads; Refresh() and Resync() may be called from any
+// thread (the directory watcher, the resync timer). Stop() drains in-flight work within a
+// deadline.
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "controller/core/reconciler.h"
+#include "controller/core/work_queue.h"
+#include "controller/interfaces/clock.h"
+#include "controller/interfaces/cloud_run_client.h"
+#include "controller/interfaces/manifest_source.h"
+#include "controller/interfaces/status_reporter.h"
+
+namespace runway {
+
+class Controller {
+ public:
+  struct Options {
+    int workers = 4;
+    absl::Duration resync = absl::Minutes(5);
+    Reconciler::Options reconciler;
+    WorkQueueOptions queue;
+  };
+
+  // What the last pass of one service ended with, for `apply` and tests.
+  struct ServiceState {
+    ReconcileOutcome outcome;
+    int64_t passes = 0;
+    int64_t writes = 0;
+  };
+
+  Controller(Options options, ManifestSource* source, CloudRunClient* cloud_run,
+             StatusReporter* status, const Clock* clock);
+  ~Controller();
+
+  // Reads the manifest source; enqueues services that are new or changed; stops managing services
+  // whose manifest is gone (their Cloud Run service is left as it is); reports invalid manifests
+  // as Stalled. kUnavailable when the source cannot be read (the previous desired state stays).
+  absl::Status Refresh();
+  // Lists every project and region that desired services live in (all pages), keeps each read for
+  // its worker, and enqueues every managed service.
+  absl::Status Resync();
+
+  // Starts the worker threads and the resync timer (a jittered `resync`).
+  void Start();
+  // Stops taking work, lets in-flight passes finish until `deadline`, joins the threads. Returns
+  // false when the deadline passed with work still running (the threads are then detached).
+  bool Stop(absl::Duration deadline);
+
+  // Runs one queued pass on the calling thread; false once the queue is shut down.
+  bool ProcessNext();
+
+  // True when every managed service's last pass ended converged or stalled (nothing in flight).
+  bool Settled() const;
+  std::map<std::string, ServiceState> States() const;
+  size_t ManagedCount() const;
+
+ private:
+  struct Managed {
+    DesiredService desired;
+    std::string fingerprint;
+  };
+
+  bool NoneInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return in_flight_.empty(); }
+  void WorkerLoop();
+  void ResyncLoop();
+  static std::string Fingerprint(const DesiredService& desired);
+
+  Options options_;
+  ManifestSource* source_;
+  CloudRunClient* cloud_run_;
+  const Clock* clock_;
+  Reconciler reconciler_;
+  WorkQueue queue_;
+
+  mutable absl::Mutex mutex_;
+  std::map<std::string, Managed> managed_ ABSL_GUARDED_BY(mutex_);
+  // Reads from the last resync, each used once by the next pass of its service.
+  std::map<std::string, LiveService> cached_ ABSL_GUARDED_BY(mutex_);
+  // Fingerprint a stalled service stalled at: not retried until the manifest changes.
+  std::map<std::string, std::string> stalled_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, ServiceState> states_ ABSL_GUARDED_BY(mutex_);
+  std::set<std::string> in_flight_ ABSL_GUARDED_BY(mutex_);
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+
+  std::vector<std::thread> threads_;
+  absl::Mutex stop_mutex_;
+  absl::CondVar stop_signal_;
+  bool stop_requested_ ABSL_GUARDED_BY(stop_mutex_) = false;
+};
+
+}  // namespace runway
