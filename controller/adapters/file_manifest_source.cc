@@ -29,6 +29,8 @@ absl::StatusOr<ManifestSnapshot> FileManifestSource::Snapshot() {
     auto [it, inserted] = invalid.try_emplace(origin);
     if (inserted) {
       it->second.origin = origin;
+      auto key = load.invalid_keys.find({diagnostic.file, diagnostic.document});
+      if (key != load.invalid_keys.end()) it->second.key = key->second;
       order.push_back(origin);
     }
     it->second.errors.push_back({diagnostic.field, diagnostic.message});

@@ -275,6 +275,9 @@ void ManifestLoader::LoadDocument(const std::string& file, ParsedDocument& docum
     return;
   }
   ++load.invalid_documents;
+  if (!parsed.service.key.name.empty()) {
+    load.invalid_keys[{file, document.index}] = parsed.service.key;
+  }
   std::vector<Diagnostic> found;
   for (const FieldError& error : errors) {
     found.push_back({file, document.index, LineOf(document.lines, error.path, document.first_line),

@@ -6,7 +6,9 @@
 // One bad manifest never stops the others.
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "controller/adapters/document_reader.h"
@@ -39,6 +41,9 @@ struct ManifestLoad {
   int documents = 0;
   int skipped_documents = 0;  // documents of other kinds
   int invalid_documents = 0;
+  // The metadata key of each invalid manifest that names one, by (file, document), so its status
+  // can say why it is not applied.
+  std::map<std::pair<std::string, int>, ObjectKey> invalid_keys;
   // FNV-1a over every file's path and bytes, in load order: equal loads have equal hashes.
   uint64_t content_hash = 14695981039346656037ull;
 };

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iomanip>
 #include <map>
 #include <memory>
@@ -127,6 +128,7 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
   CloudRunRestClient& client = *(*access)->client;
   bool changes = false, errors = any_invalid;
   Json report = Json::array();
+  std::ostringstream text;  // printed unless -o json, which prints only the JSON document
   for (const DesiredService& desired : snapshot->services) {
     std::optional<LiveService> live;
     absl::StatusOr<LiveService> read = client.GetService(desired.target);
@@ -136,8 +138,8 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
     } else if (read.status().code() != absl::StatusCode::kNotFound) {
       errors = true;
       item["error"] = std::string(read.status().message());
-      out << desired.key.ToString() << " (" << desired.target.ResourceName()
-          << "): cannot read live state: " << read.status().message() << "\n";
+      text << desired.key.ToString() << " (" << desired.target.ResourceName()
+           << "): cannot read live state: " << read.status().message() << "\n";
       report.push_back(item);
       continue;
     }
@@ -152,19 +154,20 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
     item["trafficAfter"] = TrafficJson(decision.desired_traffic);
     item["message"] = decision.message;
     std::string symbol = !pending ? "=" : (decision.step == Step::kCreate ? "+" : "~");
-    out << symbol << " " << desired.key.ToString() << " (" << desired.target.ResourceName()
-        << "): " << StepName(decision.step) << "\n";
+    text << symbol << " " << desired.key.ToString() << " (" << desired.target.ResourceName()
+         << "): " << StepName(decision.step) << "\n";
     if (live && decision.step == Step::kDeployDark) {
-      out << "    image:    " << live->image << " -> " << desired.image.value_or("(build)") << "\n";
-      out << "    revision: " << live->template_revision << " -> " << decision.revision
-          << " (deployed dark, tag candidate)\n";
+      text << "    image:    " << live->image << " -> " << desired.image.value_or("(build)")
+           << "\n";
+      text << "    revision: " << live->template_revision << " -> " << decision.revision
+           << " (deployed dark, tag candidate)\n";
     } else if (!live) {
-      out << "    image:    " << desired.image.value_or("(build)") << "\n";
-      out << "    revision: " << decision.revision << "\n";
+      text << "    image:    " << desired.image.value_or("(build)") << "\n";
+      text << "    revision: " << decision.revision << "\n";
     }
-    out << "    traffic:  " << DescribeTraffic(decision.live_traffic) << " -> "
-        << DescribeTraffic(decision.desired_traffic) << "\n";
-    if (!pending) out << "    " << decision.message << "\n";
+    text << "    traffic:  " << DescribeTraffic(decision.live_traffic) << " -> "
+         << DescribeTraffic(decision.desired_traffic) << "\n";
+    if (!pending) text << "    " << decision.message << "\n";
     if (write) {
       ServiceUpdate check = *decision.update;
       check.validate_only = true;
@@ -172,16 +175,18 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
       if (!validated.ok()) {
         errors = true;
         item["serverCheck"] = std::string(validated.status().message());
-        out << "    Cloud Run would refuse it: " << validated.status().message() << "\n";
+        text << "    Cloud Run would refuse it: " << validated.status().message() << "\n";
       } else {
         item["serverCheck"] = "ok";
-        out << "    checked by Cloud Run (validateOnly): ok\n";
+        text << "    checked by Cloud Run (validateOnly): ok\n";
       }
     }
     report.push_back(item);
   }
   if (flags.output == "json") {
     out << Json({{"services", report}, {"changes", changes}, {"errors", errors}}).dump(2) << "\n";
+  } else {
+    out << text.str();
   }
   if (errors) return kPlanError;
   return changes ? kPlanChanges : kPlanNoChanges;
@@ -220,6 +225,8 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     err << "runway apply: " << refreshed.message() << "\n";
     return kExitInvalid;
   }
+  // One list call per region and page instead of a read per service.
+  (void)controller.Resync();
   controller.Start();
   absl::Time deadline = absl::Now() + *timeout;
   std::map<std::string, std::string> shown;
@@ -239,13 +246,21 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     absl::SleepFor(absl::Milliseconds(50));
   }
   controller.Stop(absl::Seconds(10));
-  int failed = 0, converged = 0;
+  int failed = 0, converged = 0, suspended = 0;
   std::map<std::string, Controller::ServiceState> states = controller.States();
   Json summary = Json::array();
   for (const auto& [key, state] : states) {
-    bool ok = state.outcome.kind == ReconcileOutcome::Kind::kConverged &&
-              state.outcome.step == Step::kConverged;
-    ok ? ++converged : ++failed;
+    bool settled_pass = state.outcome.kind == ReconcileOutcome::Kind::kConverged;
+    bool ok = settled_pass && state.outcome.step == Step::kConverged;
+    // spec.suspend asks for no writes: reported, but not a failure of the apply.
+    bool is_suspended = settled_pass && state.outcome.step == Step::kSuspended;
+    if (ok) {
+      ++converged;
+    } else if (is_suspended) {
+      ++suspended;
+    } else {
+      ++failed;
+    }
     summary.push_back({{"key", key},
                        {"result", OutcomeName(state.outcome.kind)},
                        {"step", StepName(state.outcome.step)},
@@ -253,8 +268,8 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
                        {"writes", state.writes},
                        {"message", state.outcome.message}});
     if (flags.output != "json") {
-      out << (ok ? "ok    " : "FAIL  ") << key << "  " << StepName(state.outcome.step) << "  "
-          << state.outcome.message << "\n";
+      out << (ok ? "ok    " : (is_suspended ? "skip  " : "FAIL  ")) << key << "  "
+          << StepName(state.outcome.step) << "  " << state.outcome.message << "\n";
     }
   }
   size_t managed = controller.ManagedCount();
@@ -263,13 +278,16 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
   if (flags.output == "json") {
     out << Json({{"services", summary},
                  {"converged", converged},
+                 {"suspended", suspended},
                  {"failed", failed},
                  {"timedOut", !settled}})
                .dump(2)
         << "\n";
   } else {
-    out << converged << " converged, " << failed << " not converged"
-        << (settled ? "" : absl::StrCat(" (gave up after ", flags.timeout, ")")) << "\n";
+    out << converged << " converged, "
+        << (suspended > 0 ? absl::StrCat(suspended, " suspended, ") : "") << failed
+        << " not converged" << (settled ? "" : absl::StrCat(" (gave up after ", flags.timeout, ")"))
+        << "\n";
   }
   return failed == 0 && settled ? kExitOk : kExitInvalid;
 }
@@ -306,13 +324,14 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
   Controller::Options options;
   options.workers = flags.workers;
   options.resync = *resync;
+  options.initial_resync = true;
   options.reconciler.poll_interval = *poll;
   Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock);
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway run: " << refreshed.message() << "\n";
     return kExitInvalid;
   }
-  (void)controller.Resync();
+  // The first resync runs on the resync thread: this thread must stay free for signals.
   std::vector<std::unique_ptr<DirectoryWatcher>> watchers;
   for (const std::string& path : flags.paths) {
     auto watcher = std::make_unique<DirectoryWatcher>();
@@ -334,7 +353,13 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
               flags.shutdown_timeout);
   for (auto& watcher : watchers) watcher->Stop();
   bool clean = controller.Stop(*shutdown);
-  if (!clean) SPDLOG_WARN("runway run: in-flight work did not finish in time");
+  if (!clean) {
+    // Threads still use the client: leave now rather than destroy it under them.
+    SPDLOG_WARN("runway run: in-flight work did not finish within {}; exiting anyway",
+                flags.shutdown_timeout);
+    spdlog::shutdown();
+    std::_Exit(kExitOk);
+  }
   return kExitOk;
 }
 

@@ -198,8 +198,10 @@ void Controller::WorkerLoop() {
 
 void Controller::ResyncLoop() {
   uint64_t round = 0;
+  bool first = options_.initial_resync;
   while (true) {
-    absl::Duration wait = Jitter(options_.resync, 0.1, ++round);
+    absl::Duration wait = first ? absl::ZeroDuration() : Jitter(options_.resync, 0.1, ++round);
+    first = false;
     {
       absl::MutexLock lock(&stop_mutex_);
       absl::Time until = absl::Now() + wait;
@@ -208,8 +210,14 @@ void Controller::ResyncLoop() {
       }
       if (stop_requested_) return;
     }
+    {
+      absl::MutexLock lock(&mutex_);
+      resyncing_ = true;
+    }
     (void)Refresh();
     (void)Resync();
+    absl::MutexLock lock(&mutex_);
+    resyncing_ = false;
   }
 }
 

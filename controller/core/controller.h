@@ -34,6 +34,9 @@ class Controller {
   struct Options {
     int workers = 4;
     absl::Duration resync = absl::Minutes(5);
+    // Start() lists Cloud Run at once on the resync thread (so the caller stays free to handle
+    // signals), instead of waiting a first resync period.
+    bool initial_resync = false;
     Reconciler::Options reconciler;
     WorkQueueOptions queue;
   };
@@ -77,7 +80,9 @@ class Controller {
     std::string fingerprint;
   };
 
-  bool NoneInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return in_flight_.empty(); }
+  bool NoneInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return in_flight_.empty() && !resyncing_;
+  }
   void WorkerLoop();
   void ResyncLoop();
   static std::string Fingerprint(const DesiredService& desired);
@@ -97,6 +102,7 @@ class Controller {
   std::map<std::string, std::string> stalled_ ABSL_GUARDED_BY(mutex_);
   std::map<std::string, ServiceState> states_ ABSL_GUARDED_BY(mutex_);
   std::set<std::string> in_flight_ ABSL_GUARDED_BY(mutex_);
+  bool resyncing_ ABSL_GUARDED_BY(mutex_) = false;  // the resync thread is listing Cloud Run
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
 
   std::vector<std::thread> threads_;

@@ -30,8 +30,9 @@ bool Succeeded(const LiveService& live) { return live.terminal_state == "CONDITI
 
 std::map<std::string, std::string> WithRunwayAnnotations(
     std::map<std::string, std::string> annotations, const std::string& phase,
-    const std::string& candidate, const std::string& stable) {
+    const std::string& candidate, const std::string& stable, const std::string& traffic) {
   annotations[kManagedByAnnotation] = "runway";
+  annotations[kTrafficAnnotation] = traffic;
   annotations[kPhaseAnnotation] = phase;
   if (candidate.empty()) {
     annotations.erase(kCandidateAnnotation);
@@ -140,6 +141,8 @@ const char* StepName(Step step) {
       return "WaitCandidate";
     case Step::kPromote:
       return "Promote";
+    case Step::kApplyTraffic:
+      return "ApplyTraffic";
     case Step::kCorrectDrift:
       return "CorrectDrift";
     case Step::kReportDrift:
@@ -175,7 +178,8 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     update.image = desired.image;
     update.revision_name = revision;
     update.traffic = wanted;
-    update.annotations = WithRunwayAnnotations({}, "converged", "", revision);
+    update.annotations =
+        WithRunwayAnnotations({}, "converged", "", revision, DescribeTraffic(wanted));
     decision.update = update;
     decision.message = absl::StrCat("Creating the service with revision ", revision, ", traffic ",
                                     DescribeTraffic(wanted), ".");
@@ -217,7 +221,8 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
       // Nothing serves (a new service whose first revision failed): no one to keep dark from.
       decision.step = Step::kCreate;
       update.traffic = wanted;
-      update.annotations = WithRunwayAnnotations(live->annotations, "converged", "", revision);
+      update.annotations = WithRunwayAnnotations(live->annotations, "converged", "", revision,
+                                                 DescribeTraffic(wanted));
       decision.message = absl::StrCat("Nothing serves yet: deploying ", revision, " with traffic ",
                                       DescribeTraffic(wanted), ".");
     } else {
@@ -227,8 +232,11 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
       candidate.tag = kCandidateTag;
       serving.push_back(candidate);
       update.traffic = serving;
-      update.annotations = WithRunwayAnnotations(live->annotations, "deploying", revision,
-                                                 absl::StrJoin(stable_names, ","));
+      // The recorded split stays the one last applied: the dark write is not a traffic change.
+      auto applied = live->annotations.find(kTrafficAnnotation);
+      update.annotations = WithRunwayAnnotations(
+          live->annotations, "deploying", revision, absl::StrJoin(stable_names, ","),
+          applied == live->annotations.end() ? DescribeTraffic(serving) : applied->second);
       decision.message =
           absl::StrCat("Deploying revision ", revision, " dark (tag candidate); traffic stays ",
                        DescribeTraffic(serving), ".");
@@ -270,7 +278,19 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
                     candidate != live->annotations.end() && candidate->second == revision;
   ServiceUpdate update = BaseUpdate(desired, live);
   update.traffic = wanted;
-  update.annotations = WithRunwayAnnotations(live->annotations, "converged", "", revision);
+  update.annotations =
+      WithRunwayAnnotations(live->annotations, "converged", "", revision, DescribeTraffic(wanted));
+  auto applied = live->annotations.find(kTrafficAnnotation);
+  bool manifest_changed =
+      applied == live->annotations.end() || applied->second != DescribeTraffic(wanted);
+  if (!in_rollout && manifest_changed && !desired.suspend) {
+    decision.step = Step::kApplyTraffic;
+    decision.update = update;
+    decision.message =
+        absl::StrCat("Applying the manifest's traffic: ", DescribeTraffic(live->traffic_statuses),
+                     " -> ", DescribeTraffic(wanted), ".");
+    return decision;
+  }
   if (in_rollout) {
     if (desired.suspend) {
       decision.step = Step::kSuspended;

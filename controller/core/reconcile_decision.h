@@ -28,6 +28,9 @@ inline constexpr char kPhaseAnnotation[] = "runway.dev/phase";
 inline constexpr char kCandidateAnnotation[] = "runway.dev/candidate";
 inline constexpr char kStableAnnotation[] = "runway.dev/stable";
 inline constexpr char kManagedByAnnotation[] = "runway.dev/managed-by";
+// The desired split Runway last wrote: live traffic that differs from it was changed out of band
+// (drift); a desired split that differs from it is a change of the manifest.
+inline constexpr char kTrafficAnnotation[] = "runway.dev/traffic";
 inline constexpr char kCandidateTag[] = "candidate";
 
 // `<service>-r<10 hex>`: a stable hash of the image and every template field. At most 61
@@ -51,6 +54,7 @@ enum class Step {
   kWaitCloudRun,     // no write: Cloud Run is reconciling a previous write
   kWaitCandidate,    // no write: the candidate revision is not Ready yet
   kPromote,          // write: the desired split, candidate annotations cleared
+  kApplyTraffic,     // write: the manifest's split changed (no new template)
   kCorrectDrift,     // write: traffic changed out of band, driftPolicy enforce
   kReportDrift,      // no write: driftPolicy warn
   kConverged,        // no write

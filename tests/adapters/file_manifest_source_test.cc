@@ -41,6 +41,7 @@ TEST(FileManifestSourceTest, SnapshotsServicesInvalidManifestsAndAContentVersion
   ASSERT_THAT(first->invalid, SizeIs(1));
   EXPECT_EQ(first->invalid[0].origin, (root / "bad.yaml").string() + ":1");
   EXPECT_THAT(first->invalid[0].errors, SizeIs(2));  // metadata and spec both missing
+  EXPECT_FALSE(first->invalid[0].key.has_value());   // no metadata.name: no service to blame
 
   absl::StatusOr<ManifestSnapshot> unchanged = source.Snapshot();
   ASSERT_TRUE(unchanged.ok());
@@ -53,6 +54,27 @@ TEST(FileManifestSourceTest, SnapshotsServicesInvalidManifestsAndAContentVersion
 
   fs::remove_all(root);
   EXPECT_EQ(source.Snapshot().status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(FileManifestSourceTest, AnInvalidManifestKeepsTheKeyItsMetadataNames) {
+  const fs::path root =
+      fs::temp_directory_path() / ("runway-source-key-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root);
+  std::ofstream(root / "api.yaml") << kManifest << "  traffic:\n"
+                                   << "    - {revision: \"@new\", percent: 90}\n";
+  auto schema = ManifestSchema::Embedded();
+  ASSERT_TRUE(schema.ok());
+  FileManifestSource source(**schema, {root.string()});
+
+  absl::StatusOr<ManifestSnapshot> snapshot = source.Snapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  EXPECT_THAT(snapshot->services, SizeIs(0));
+  ASSERT_THAT(snapshot->invalid, SizeIs(1));
+  ASSERT_TRUE(snapshot->invalid[0].key.has_value());
+  EXPECT_EQ(snapshot->invalid[0].key->ToString(), "prod/api");
+  EXPECT_EQ(snapshot->invalid[0].errors[0].path, "spec.traffic");
+  fs::remove_all(root);
 }
 
 }  // namespace

@@ -159,6 +159,7 @@ TEST(DecideTest, DriftFollowsThePolicy) {
   DesiredService desired = Desired(kImageA);
   std::string revision = RevisionNameFor(desired);
   LiveService live = Serving(revision);
+  live.annotations[kTrafficAnnotation] = DescribeTraffic(ResolveTraffic(desired.traffic, revision));
   live.traffic = live.traffic_statuses = {Target(revision, 50), Target("api-old", 50)};
   Decision enforce = Decide(desired, live);
   EXPECT_EQ(enforce.step, Step::kCorrectDrift);
@@ -170,6 +171,19 @@ TEST(DecideTest, DriftFollowsThePolicy) {
   EXPECT_THAT(warn.message, HasSubstr("api-old 50%"));
   desired.drift_policy = DriftPolicy::kIgnore;
   EXPECT_EQ(Decide(desired, live).step, Step::kConverged);
+}
+
+TEST(DecideTest, AChangedSplitInTheManifestIsAppliedNotCalledDrift) {
+  DesiredService desired = Desired(kImageA);
+  std::string revision = RevisionNameFor(desired);
+  LiveService live = Serving(revision);
+  live.annotations[kTrafficAnnotation] = DescribeTraffic({Target(revision, 100)});
+  desired.traffic = {{kNewRevision, 80, ""}, {"api-old", 20, ""}};
+  Decision d = Decide(desired, live);
+  ASSERT_EQ(d.step, Step::kApplyTraffic);
+  EXPECT_TRUE(SameTraffic(*d.update->traffic, {Target(revision, 80), Target("api-old", 20)}));
+  EXPECT_EQ(d.update->annotations.at(kTrafficAnnotation), "api-old 20%, " + revision + " 80%");
+  EXPECT_FALSE(d.update->revision_template.has_value());
 }
 
 TEST(DecideTest, SuspendStopsEveryWrite) {

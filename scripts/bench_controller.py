@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Benchmarks of issue 4 (numbers, not pass/fail), against the emulator on loopback:
+
+1. steady state: N services already converged; one `runway apply` pass (list per region and page,
+   no writes): CPU seconds, peak RSS, reads and writes the emulator counted.
+2. change-to-PATCH latency: `runway run` watching a directory; a manifest is saved (rename into
+   place) and the time until the dark-deploy PATCH reaches the emulator is measured (p50, p99).
+3. 100 traffic changes through Runway (`runway run`, each change saved to the manifest and
+   waited for) and through a `gcloud run services update-traffic` loop on the same emulator.
+
+Usage: bench_controller.py RUNWAY EMULATOR [--services 1000,10000] [--latency 100]
+       [--changes 100] [--gcloud-changes 100]
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+
+PROJECT = "bench-project"
+REGION = "us-central1"
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def digest(n):
+    return f"{n:064x}"
+
+
+class Emulator:
+    def __init__(self, binary, work, delay="0s"):
+        self.work = work
+        port_file = os.path.join(work, "emulator.port")
+        self.proc = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--port-file", port_file,
+             "--reconcile-delay", delay, "--max-body-bytes", str(256 << 20)],
+            stderr=open(os.path.join(work, "emulator.log"), "w"))
+        deadline = time.time() + 30
+        while not os.path.exists(port_file) and time.time() < deadline:
+            time.sleep(0.02)
+        self.port = int(open(port_file).read())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def api(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        with OPENER.open(request, timeout=60) as response:
+            return json.loads(response.read() or b"{}")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def write_manifest(directory, name, image_n, traffic=None, file_name=None):
+    traffic = traffic or [{"revision": "@new", "percent": 100}]
+    doc = {"apiVersion": "runway.dev/v1alpha1", "kind": "CloudRunService",
+           "metadata": {"name": name, "namespace": "bench"},
+           "spec": {"project": PROJECT, "region": REGION, "service": name,
+                    "image": f"us-docker.pkg.dev/{PROJECT}/apps/{name}@sha256:{digest(image_n)}",
+                    "traffic": traffic}}
+    path = os.path.join(directory, file_name or f"{name}.json")
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        json.dump(doc, f)
+    os.rename(temporary, path)  # one atomic save, as editors and git do
+
+
+def runway_flags(emulator):
+    return ["--cloudrun-endpoint", emulator.base + "/", "--writes-per-minute", "1000000",
+            "--reads-per-minute", "1000000"]
+
+
+def steady_state(args, count):
+    work = tempfile.mkdtemp(prefix="bench-steady-")
+    try:
+        emulator = Emulator(args.emulator, work)
+        manifests = os.path.join(work, "manifests")
+        os.makedirs(manifests)
+        # 100 services per multi-document YAML file, like a team directory.
+        for start in range(0, count, 100):
+            docs = []
+            for i in range(start, min(count, start + 100)):
+                docs.append(json.dumps({
+                    "apiVersion": "runway.dev/v1alpha1", "kind": "CloudRunService",
+                    "metadata": {"name": f"svc-{i}", "namespace": "bench"},
+                    "spec": {"project": PROJECT, "region": REGION, "service": f"svc-{i}",
+                             "image": f"us-docker.pkg.dev/{PROJECT}/a/s@sha256:{digest(i)}",
+                             "traffic": [{"revision": "@new", "percent": 100}]}}))
+            with open(os.path.join(manifests, f"team-{start // 100}.yaml"), "w") as f:
+                f.write("\n---\n".join(docs) + "\n")
+        state = os.path.join(work, "state")
+        common = [args.runway, "apply", manifests, "--state-dir", state, "--workers", "8",
+                  "--poll-interval", "50ms", "--timeout", "20m"] + runway_flags(emulator)
+        started = time.time()
+        subprocess.run(common, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        converge_seconds = time.time() - started
+        emulator.api("DELETE", "/_emulator/requests")
+        timed = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M"] + common + ["--log-level", "warn"],
+                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+        wall, user, system, rss_kb = timed.stderr.strip().splitlines()[-1].split()
+        counters = emulator.api("GET", "/_emulator/counters")
+        emulator.stop()
+        return {"services": count, "first_converge_seconds": round(converge_seconds, 2),
+                "steady_wall_seconds": float(wall),
+                "steady_cpu_seconds": round(float(user) + float(system), 3),
+                "steady_peak_rss_mb": round(int(rss_kb) / 1024, 1),
+                "reads": counters["reads"], "writes": counters["writes"],
+                "by_route": counters["byRoute"]}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def parse_time(text):
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=__import__("datetime").timezone.utc).timestamp()
+
+
+class RunwayRun:
+    def __init__(self, args, emulator, manifests, work):
+        self.proc = subprocess.Popen(
+            [args.runway, "run", manifests, "--state-dir", os.path.join(work, "state"),
+             "--poll-interval", "20ms", "--resync", "10m", "--log-level", "warn"]
+            + runway_flags(emulator), stderr=open(os.path.join(work, "runway.log"), "w"))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def wait_for(predicate, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.005)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def real_patches(emulator, since, path_suffix):
+    log = emulator.api("GET", f"/_emulator/requests?since={since}")
+    return [r for r in log["requests"] if r["method"] == "PATCH" and r["path"].endswith(path_suffix)
+            and "validateOnly=true" not in r.get("query", "") and r["status"] == 200], log["last"]
+
+
+def latency(args):
+    work = tempfile.mkdtemp(prefix="bench-latency-")
+    try:
+        emulator = Emulator(args.emulator, work)
+        manifests = os.path.join(work, "manifests")
+        os.makedirs(manifests)
+        services = 10
+        for i in range(services):
+            write_manifest(manifests, f"svc-{i}", i)
+        runway = RunwayRun(args, emulator, manifests, work)
+        wait_for(lambda: emulator.api("GET", "/_emulator/counters")["writes"] >= services,
+                 "initial convergence")
+        time.sleep(0.5)
+        samples = []
+        cursor = emulator.api("GET", "/_emulator/requests?since=0")["last"]
+        for n in range(args.latency):
+            name = f"svc-{n % services}"
+            saved = time.time()
+            write_manifest(manifests, name, 1000 + n)
+            suffix = f"/services/{name}"
+            seen = wait_for(lambda: real_patches(emulator, cursor, suffix)[0], "the PATCH")
+            samples.append(parse_time(seen[0]["time"]) - saved)
+            # Wait for the promotion too, so each change starts from a converged service.
+            patches, last = wait_for(
+                lambda: (lambda p: p if len(p[0]) >= 2 else None)(
+                    real_patches(emulator, cursor, suffix)), "the promotion")
+            cursor = last
+        runway.stop()
+        emulator.stop()
+        samples.sort()
+        return {"changes": len(samples), "p50_ms": round(statistics.median(samples) * 1000, 1),
+                "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000, 1),
+                "max_ms": round(samples[-1] * 1000, 1)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def gcloud_env(emulator, work):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CLOUDSDK_") and k.lower() not in
+           ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
+    endpoint = emulator.base + "/"
+    env.update({
+        "CLOUDSDK_CONFIG": os.path.join(work, "gcloud-config"),
+        "CLOUDSDK_CORE_PROJECT": PROJECT, "CLOUDSDK_RUN_REGION": REGION,
+        "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": endpoint,
+        "CLOUDSDK_PROXY_TYPE": "http", "CLOUDSDK_PROXY_ADDRESS": "127.0.0.1",
+        "CLOUDSDK_PROXY_PORT": str(emulator.port),
+        "CLOUDSDK_CORE_SHOULD_PROMPT_TO_ENABLE_API": "false",
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "true", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+        "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true"})
+    return env
+
+
+def traffic_changes(args):
+    work = tempfile.mkdtemp(prefix="bench-traffic-")
+    try:
+        emulator = Emulator(args.emulator, work)
+        emulator.api("POST", "/_emulator/seed", {"services": [{
+            "name": f"projects/{PROJECT}/locations/{REGION}/services/api",
+            "template": {"revision": "api-old",
+                         "containers": [{"image": f"us-docker.pkg.dev/{PROJECT}/a/api@sha256:{digest(1)}"}]}}]})
+        manifests = os.path.join(work, "manifests")
+        os.makedirs(manifests)
+        write_manifest(manifests, "api", 2)
+        runway = RunwayRun(args, emulator, manifests, work)
+        service_path = f"/v2/projects/{PROJECT}/locations/{REGION}/services/api"
+        new_revision = wait_for(
+            lambda: (lambda s: s["latestReadyRevision"].rsplit("/", 1)[1]
+                     if s["latestReadyRevision"].endswith(tuple("0123456789abcdef"))
+                     and "-r" in s["latestReadyRevision"] else None)(
+                emulator.api("GET", service_path)), "the first rollout")
+
+        def serves(percent):
+            statuses = emulator.api("GET", service_path).get("trafficStatuses", [])
+            got = {t.get("revision"): t.get("percent", 0) for t in statuses}
+            return got.get(new_revision, 0) == percent and got.get("api-old", 0) == 100 - percent
+
+        started = time.time()
+        for i in range(args.changes):
+            percent = 1 + i % 99
+            write_manifest(manifests, "api", 2, [{"revision": "@new", "percent": percent},
+                                                 {"revision": "api-old", "percent": 100 - percent}])
+            wait_for(lambda: serves(percent), f"split {percent}")
+        runway_seconds = time.time() - started
+        runway.stop()
+        result = {"changes": args.changes, "runway_seconds": round(runway_seconds, 2),
+                  "runway_per_change_ms": round(runway_seconds / args.changes * 1000, 1)}
+        gcloud = shutil.which("gcloud")
+        if gcloud and args.gcloud_changes > 0:
+            env = gcloud_env(emulator, work)
+            started = time.time()
+            for i in range(args.gcloud_changes):
+                percent = 1 + i % 99
+                subprocess.run([gcloud, "run", "services", "update-traffic", "api", "--quiet",
+                                f"--to-revisions={new_revision}={percent},api-old={100 - percent}"],
+                               env=env, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            gcloud_seconds = time.time() - started
+            result.update({"gcloud_changes": args.gcloud_changes,
+                           "gcloud_seconds": round(gcloud_seconds, 2),
+                           "gcloud_per_change_ms": round(gcloud_seconds / args.gcloud_changes * 1000, 1),
+                           "ratio_gcloud_over_runway": round(
+                               (gcloud_seconds / args.gcloud_changes) /
+                               (runway_seconds / args.changes), 1)})
+        else:
+            result["gcloud"] = "not measured (gcloud not installed)"
+        emulator.stop()
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runway")
+    parser.add_argument("emulator")
+    parser.add_argument("--services", default="1000,10000")
+    parser.add_argument("--latency", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--gcloud-changes", type=int, default=100)
+    args = parser.parse_args()
+    results = {}
+    for count in [int(c) for c in args.services.split(",") if c]:
+        results[f"steady_{count}"] = steady_state(args, count)
+        print(json.dumps(results[f"steady_{count}"]), flush=True)
+    if args.latency:
+        results["latency"] = latency(args)
+        print(json.dumps(results["latency"]), flush=True)
+    if args.changes:
+        results["traffic"] = traffic_changes(args)
+        print(json.dumps(results["traffic"]), flush=True)
+    print("== summary (targets: steady 10,000 < 1 s CPU and < 100 MB, writes 0; p99 < 50 ms; "
+          "Runway >= 100x gcloud)")
+    for key, value in results.items():
+        print(key, {k: v for k, v in value.items() if k != "by_route"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
