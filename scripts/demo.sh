@@ -16,38 +16,67 @@ echo "\$ build/bin/runway validate tests/testdata/invalid/traffic-sum.yaml  # wh
 build/bin/runway validate tests/testdata/invalid/traffic-sum.yaml || echo "(exit $?: invalid, as expected)"
 
 echo
-echo "== the local Cloud Run emulator (docs/emulator.md)"
+echo "== Runway against the local Cloud Run emulator (docs/emulator.md)"
 work="$(mktemp -d)"
-build/bin/cloudrun-emulator --listen 127.0.0.1:0 --port-file "$work/port" --reconcile-delay 0s \
-  2>"$work/emulator.log" &
-emulator=$!
-trap 'kill "$emulator" 2>/dev/null; wait "$emulator" 2>/dev/null; rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+build/bin/cloudrun-emulator --listen 127.0.0.1:0 --port-file "$work/port" \
+  --seed scripts/demo/seed.yaml 2>"$work/emulator.log" &
+pids+=($!)
 for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 api="http://127.0.0.1:$(cat "$work/port")"
-svc="$api/v2/projects/demo/locations/us-central1/services"
+cp -r manifests/examples "$work/manifests"
+flags=(--cloudrun-endpoint "$api/" --state-dir "$work/status" --poll-interval 100ms)
+backend="$api/v2/projects/netra-staging/locations/us-central1/services/netra-backend-staging"
 cat >"$work/show.py" <<'PY'
 import json, sys
 s = json.load(sys.stdin)
-s = s.get("response", s)
-split = ", ".join(f"{t.get('revision')} {t.get('percent', 0)}%" + (f" tag={t['tag']}" if "tag" in t else "")
+split = ", ".join(f"{t.get('revision')} {t.get('percent', 0)}%" + (f" (tag {t['tag']})" if "tag" in t else "")
                   for t in s.get("trafficStatuses", []))
-print("  generation", s["generation"], "|", s["terminalCondition"]["state"], "| traffic:", split)
+print(f"  Cloud Run: generation {s['generation']}, {s['terminalCondition']['state']}, serving: {split}")
 PY
-show() { python3 "$work/show.py"; }
-stable_image="us-docker.pkg.dev/demo/apps/backend@sha256:$(printf 'a%.0s' {1..64})"
-new_image="us-docker.pkg.dev/demo/apps/backend@sha256:$(printf 'b%.0s' {1..64})"
-echo "create backend with the stable image"
-curl -fsS -X POST "$svc?serviceId=backend" -d "{\"template\":{\"revision\":\"backend-stable\",
-  \"containers\":[{\"image\":\"$stable_image\"}]}}" | show
-echo "deploy the new image dark: a new revision, tagged, no traffic"
-curl -fsS -X PATCH "$svc/backend" -d "{\"template\":{\"revision\":\"backend-new\",
-  \"containers\":[{\"image\":\"$new_image\"}]},\"traffic\":[
-  {\"revision\":\"backend-stable\",\"percent\":100},{\"revision\":\"backend-new\",\"tag\":\"candidate\"}]}" | show
-echo "verify the candidate on its tag URL"
-curl -fsS -o /dev/null -w "  GET $api/_tag/demo/us-central1/backend/candidate/healthz -> %{http_code}\n" \
-  "$api/_tag/demo/us-central1/backend/candidate/healthz"
-echo "promote: all traffic to the new revision"
-curl -fsS -X PATCH "$svc/backend?updateMask=traffic" \
-  -d '{"traffic":[{"revision":"backend-new","percent":100}]}' | show
+show() { curl -fsS "$backend" | python3 "$work/show.py"; }
+
+echo "Before: the emulator serves what was deployed by hand."
+show
+echo
+echo "\$ runway plan manifests/   # what would change; writes nothing"
+build/bin/runway plan "$work/manifests" "${flags[@]}" || echo "(exit $?: 2 = changes pending)"
+echo
+echo "\$ runway apply manifests/  # dark deploy, wait for Ready, then one traffic write"
+build/bin/runway --log-level warn apply "$work/manifests" "${flags[@]}" \
+  || echo "(exit $?: the two manifests that build from source need builds, not in this version)"
+show
+echo
+echo "\$ runway status"
+build/bin/runway status --state-dir "$work/status"
+echo
+echo "Now the controller runs, and the backend manifest gets a new image digest:"
+build/bin/runway --log-level warn run "$work/manifests" "${flags[@]}" --resync 1m &
+pids+=($!)
+sleep 1
+new="gcr.io/netra-staging/netra-backend-staging@sha256:$(printf 'b%.0s' {1..64})"
+sed -i "s|image: gcr.io/netra-staging/netra-backend-staging@sha256:[0-9a-f]*|image: $new|" \
+  "$work/manifests/backend-direct.yaml"
+echo "  saved backend-direct.yaml with image ...@sha256:bbbb..."
+seen_dark=""
+for _ in $(seq 1 100); do
+  state="$(curl -fsS "$backend")"
+  if [[ -z "$seen_dark" ]] && grep -q '"tag":"candidate"' <<<"$state" && grep -q '"reconciling":true' <<<"$state"; then
+    echo "  dark deploy: new revision created and tagged, traffic not moved yet"
+    python3 "$work/show.py" <<<"$state"
+    seen_dark=1
+  fi
+  if [[ -n "$seen_dark" ]] && ! grep -q '"tag":"candidate"' <<<"$state"; then
+    echo "  promoted: one traffic write once the candidate was Ready"
+    python3 "$work/show.py" <<<"$state"
+    break
+  fi
+  sleep 0.1
+done
 echo "requests the emulator saw: $(curl -fsS "$api/_emulator/counters" | python3 -c \
   'import json,sys; c=json.load(sys.stdin); print(c["reads"], "reads,", c["writes"], "writes")')"

@@ -209,6 +209,7 @@ ManifestLoad ManifestLoader::Load(const std::vector<std::string>& paths) const {
   std::vector<ManifestFile> files;
   TreeWalker walker(options_.max_directory_depth, files, load.diagnostics);
   for (const std::string& path : paths) walker.AddPath(path);
+  std::set<std::string> seen;
   for (const ManifestFile& file : files) {
     ++load.files;
     absl::StatusOr<std::string> text = ReadBounded(file.path, options_.limits.max_file_bytes);
@@ -217,11 +218,43 @@ ManifestLoad ManifestLoader::Load(const std::vector<std::string>& paths) const {
       continue;
     }
     const std::string& content = *text;
+    uint64_t file_hash = 14695981039346656037ull;
+    for (unsigned char c : content) file_hash = (file_hash ^ c) * 1099511628211ull;
     for (const std::string* part : {&file.path, &content}) {
       for (unsigned char c : *part) load.content_hash = (load.content_hash ^ c) * 1099511628211ull;
       load.content_hash = (load.content_hash ^ 0xFF) * 1099511628211ull;  // separator
     }
-    LoadText(file.path, *text, file.format, load);
+    ManifestLoad fragment;
+    bool cached = false;
+    {
+      absl::MutexLock lock(&cache_mutex_);
+      auto hit = cache_.find(file.path);
+      if (hit != cache_.end() && hit->second.hash == file_hash) {
+        fragment = hit->second.result;
+        cached = true;
+      }
+    }
+    if (!cached) {
+      LoadText(file.path, *text, file.format, fragment);
+      absl::MutexLock lock(&cache_mutex_);
+      cache_[file.path] = CachedFile{file_hash, fragment};
+    }
+    seen.insert(file.path);
+    for (LoadedService& service : fragment.services) load.services.push_back(std::move(service));
+    for (Diagnostic& diagnostic : fragment.diagnostics) {
+      load.diagnostics.push_back(std::move(diagnostic));
+    }
+    load.documents += fragment.documents;
+    load.skipped_documents += fragment.skipped_documents;
+    load.invalid_documents += fragment.invalid_documents;
+    load.invalid_keys.insert(fragment.invalid_keys.begin(), fragment.invalid_keys.end());
+  }
+  {
+    // Forget files that are gone, so the cache never outgrows the tree.
+    absl::MutexLock lock(&cache_mutex_);
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      it = seen.count(it->first) ? std::next(it) : cache_.erase(it);
+    }
   }
   CheckOwnership(load);
   return load;

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "controller/adapters/document_reader.h"
 #include "controller/adapters/manifest_schema.h"
 #include "controller/core/desired_service.h"
@@ -74,6 +76,15 @@ class ManifestLoader {
 
   const ManifestSchema& schema_;
   const LoadOptions options_;
+
+  // What each file yielded last time, by path, with the hash of its bytes: a resync re-reads
+  // every file but validates only the ones that changed (validation is most of the cost).
+  struct CachedFile {
+    uint64_t hash = 0;
+    ManifestLoad result;
+  };
+  mutable absl::Mutex cache_mutex_;
+  mutable std::map<std::string, CachedFile> cache_ ABSL_GUARDED_BY(cache_mutex_);
 };
 
 }  // namespace runway

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iomanip>
 #include <map>
@@ -253,7 +254,9 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     bool settled_pass = state.outcome.kind == ReconcileOutcome::Kind::kConverged;
     bool ok = settled_pass && state.outcome.step == Step::kConverged;
     // spec.suspend asks for no writes: reported, but not a failure of the apply.
-    bool is_suspended = settled_pass && state.outcome.step == Step::kSuspended;
+    // So is a candidate left dark for its canary or manual promotion.
+    bool is_suspended = settled_pass && (state.outcome.step == Step::kSuspended ||
+                                         state.outcome.step == Step::kAwaitingPromotion);
     if (ok) {
       ++converged;
     } else if (is_suspended) {
@@ -285,9 +288,9 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
         << "\n";
   } else {
     out << converged << " converged, "
-        << (suspended > 0 ? absl::StrCat(suspended, " suspended, ") : "") << failed
-        << " not converged" << (settled ? "" : absl::StrCat(" (gave up after ", flags.timeout, ")"))
-        << "\n";
+        << (suspended > 0 ? absl::StrCat(suspended, " suspended or awaiting promotion, ") : "")
+        << failed << " not converged"
+        << (settled ? "" : absl::StrCat(" (gave up after ", flags.timeout, ")")) << "\n";
   }
   return failed == 0 && settled ? kExitOk : kExitInvalid;
 }
@@ -335,7 +338,9 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
   std::vector<std::unique_ptr<DirectoryWatcher>> watchers;
   for (const std::string& path : flags.paths) {
     auto watcher = std::make_unique<DirectoryWatcher>();
-    absl::Status started = watcher->Start(path, [&controller] { (void)controller.Refresh(); });
+    // A short debounce: a save is one rename (git, most editors) or a few writes in a row.
+    absl::Status started = watcher->Start(
+        path, [&controller] { (void)controller.Refresh(); }, absl::Milliseconds(2));
     if (!started.ok()) {
       SPDLOG_WARN("not watching {} ({}); changes are seen at the next resync", path,
                   std::string(started.message()));
@@ -398,15 +403,16 @@ int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err
     out << Json({{"services", services}}).dump(2) << "\n";
     return kExitOk;
   }
-  out << std::left << std::setw(32) << "SERVICE" << std::setw(8) << "READY" << std::setw(18)
-      << "REASON" << std::setw(30) << "REVISION"
-      << "TRAFFIC\n";
+  struct Row {
+    std::string service, ready, reason, revision, traffic;
+  };
+  std::vector<Row> rows = {{"SERVICE", "READY", "REASON", "REVISION", "TRAFFIC"}};
   for (const auto& [key, status] : *loaded) {
-    std::string ready = "Unknown", reason;
+    Row row{key.ToString(), "Unknown", "", status.revision.empty() ? "-" : status.revision, ""};
     for (const Condition& c : status.conditions) {
       if (c.type == "Ready") {
-        ready = c.status;
-        reason = c.reason;
+        row.ready = c.status;
+        row.reason = c.reason;
       }
     }
     std::vector<std::string> traffic;
@@ -415,9 +421,21 @@ int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err
       traffic.push_back(absl::StrCat(t.revision, " ", t.percent, "%",
                                      t.tag.empty() ? "" : absl::StrCat(" (", t.tag, ")")));
     }
-    out << std::left << std::setw(32) << key.ToString() << std::setw(8) << ready << std::setw(18)
-        << reason << std::setw(30) << (status.revision.empty() ? "-" : status.revision)
-        << (traffic.empty() ? "-" : absl::StrJoin(traffic, ", ")) << "\n";
+    row.traffic = traffic.empty() ? "-" : absl::StrJoin(traffic, ", ");
+    rows.push_back(row);
+  }
+  size_t widths[4] = {0, 0, 0, 0};
+  for (const Row& row : rows) {
+    widths[0] = std::max(widths[0], row.service.size());
+    widths[1] = std::max(widths[1], row.ready.size());
+    widths[2] = std::max(widths[2], row.reason.size());
+    widths[3] = std::max(widths[3], row.revision.size());
+  }
+  for (const Row& row : rows) {
+    out << std::left << std::setw(static_cast<int>(widths[0] + 2)) << row.service
+        << std::setw(static_cast<int>(widths[1] + 2)) << row.ready
+        << std::setw(static_cast<int>(widths[2] + 2)) << row.reason
+        << std::setw(static_cast<int>(widths[3] + 2)) << row.revision << row.traffic << "\n";
   }
   return kExitOk;
 }

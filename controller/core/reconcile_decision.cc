@@ -155,6 +155,10 @@ const char* StepName(Step step) {
       return "CandidateFailed";
     case Step::kCloudRunFailed:
       return "CloudRunFailed";
+    case Step::kAwaitingPromotion:
+      return "AwaitingPromotion";
+    case Step::kNoImage:
+      return "NoImage";
   }
   return "Unknown";
 }
@@ -165,6 +169,15 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   const std::string& revision = decision.revision;
   std::vector<LiveTrafficTarget> wanted = ResolveTraffic(desired.traffic, revision);
   decision.desired_traffic = NormalizeTraffic(wanted);
+  if (live) decision.live_traffic = NormalizeTraffic(live->traffic_statuses);
+
+  if (!desired.image) {
+    decision.step = Step::kNoImage;
+    decision.message =
+        "spec.build: this version of Runway does not build images yet; set spec.image to a "
+        "digest-pinned image to deploy it";
+    return decision;
+  }
 
   if (!live) {
     if (desired.suspend) {
@@ -186,7 +199,6 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     return decision;
   }
 
-  decision.live_traffic = NormalizeTraffic(live->traffic_statuses);
   if (live->reconciling) {
     decision.step = Step::kWaitCloudRun;
     decision.message = "Cloud Run is still reconciling the last write.";
@@ -197,7 +209,8 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   if (live->template_revision != revision) {
     if (desired.suspend) {
       decision.step = Step::kSuspended;
-      decision.message = absl::StrCat("Suspended: revision ", revision, " is not deployed.");
+      decision.message =
+          absl::StrCat("Revision ", revision, " is not deployed: spec.suspend is true.");
       return decision;
     }
     std::vector<LiveTrafficTarget> serving;
@@ -289,6 +302,17 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     decision.message =
         absl::StrCat("Applying the manifest's traffic: ", DescribeTraffic(live->traffic_statuses),
                      " -> ", DescribeTraffic(wanted), ".");
+    return decision;
+  }
+  if (in_rollout && desired.rollout.strategy != RolloutStrategy::kDirect) {
+    // Step-wise (canary) and manual promotion are not automated by this version: the candidate
+    // stays dark, Ready, reachable on its tag, and the live split is untouched.
+    decision.step = Step::kAwaitingPromotion;
+    decision.message =
+        absl::StrCat("Revision ", revision, " is Ready and dark (tag candidate); strategy ",
+                     desired.rollout.strategy == RolloutStrategy::kCanary ? "canary" : "manual",
+                     " promotes it, which this version does not automate: traffic stays ",
+                     DescribeTraffic(live->traffic_statuses), ".");
     return decision;
   }
   if (in_rollout) {

@@ -49,18 +49,20 @@ bool SameTraffic(const std::vector<LiveTrafficTarget>& a, const std::vector<Live
 std::string DescribeTraffic(const std::vector<LiveTrafficTarget>& traffic);
 
 enum class Step {
-  kCreate,           // write: the service does not exist yet
-  kDeployDark,       // write: new template, traffic unchanged, candidate tagged
-  kWaitCloudRun,     // no write: Cloud Run is reconciling a previous write
-  kWaitCandidate,    // no write: the candidate revision is not Ready yet
-  kPromote,          // write: the desired split, candidate annotations cleared
-  kApplyTraffic,     // write: the manifest's split changed (no new template)
-  kCorrectDrift,     // write: traffic changed out of band, driftPolicy enforce
-  kReportDrift,      // no write: driftPolicy warn
-  kConverged,        // no write
-  kSuspended,        // no write: spec.suspend
-  kCandidateFailed,  // no write: the candidate revision failed; stalled until the spec changes
-  kCloudRunFailed,   // no write: Cloud Run reports a failure for the desired state itself
+  kCreate,             // write: the service does not exist yet
+  kDeployDark,         // write: new template, traffic unchanged, candidate tagged
+  kWaitCloudRun,       // no write: Cloud Run is reconciling a previous write
+  kWaitCandidate,      // no write: the candidate revision is not Ready yet
+  kPromote,            // write: the desired split, candidate annotations cleared
+  kApplyTraffic,       // write: the manifest's split changed (no new template)
+  kCorrectDrift,       // write: traffic changed out of band, driftPolicy enforce
+  kReportDrift,        // no write: driftPolicy warn
+  kConverged,          // no write
+  kSuspended,          // no write: spec.suspend
+  kCandidateFailed,    // no write: the candidate revision failed; stalled until the spec changes
+  kCloudRunFailed,     // no write: Cloud Run reports a failure for the desired state itself
+  kAwaitingPromotion,  // no write: the candidate is Ready and dark; its strategy promotes it
+  kNoImage,            // no write: spec.build without an image (builds are not supported yet)
 };
 
 const char* StepName(Step step);

@@ -119,7 +119,12 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& desired,
       case Step::kConverged:
       case Step::kReportDrift:
       case Step::kSuspended:
+      case Step::kAwaitingPromotion:
         outcome.kind = ReconcileOutcome::Kind::kConverged;
+        break;
+      case Step::kNoImage:
+        outcome.kind = ReconcileOutcome::Kind::kStalled;
+        outcome.reason = "BuildNotSupported";
         break;
       case Step::kCandidateFailed:
         outcome.kind = ReconcileOutcome::Kind::kStalled;
@@ -162,9 +167,9 @@ void Reconciler::Report(const DesiredService& desired, const ReconcileOutcome& o
   switch (outcome.kind) {
     case ReconcileOutcome::Kind::kConverged: {
       bool drift = outcome.step == Step::kReportDrift;
-      bool suspended = outcome.step == Step::kSuspended;
+      bool waiting = outcome.step == Step::kSuspended || outcome.step == Step::kAwaitingPromotion;
       status.conditions.push_back(MakeCondition("Ready",
-                                                drift ? "False" : (suspended ? "Unknown" : "True"),
+                                                drift ? "False" : (waiting ? "Unknown" : "True"),
                                                 step, outcome.message, generation, now));
       status.conditions.push_back(
           MakeCondition("Reconciling", "False", step, outcome.message, generation, now));

@@ -186,6 +186,32 @@ TEST(DecideTest, AChangedSplitInTheManifestIsAppliedNotCalledDrift) {
   EXPECT_FALSE(d.update->revision_template.has_value());
 }
 
+TEST(DecideTest, CanaryAndManualCandidatesStayDarkUntilPromoted) {
+  DesiredService desired = Desired(kImageB);
+  desired.rollout.strategy = RolloutStrategy::kManual;
+  std::string candidate = RevisionNameFor(desired);
+  LiveService live = Serving("api-old");
+  live.template_revision = live.latest_created_revision = live.latest_ready_revision = candidate;
+  live.traffic_statuses = {Target("api-old", 100), Target(candidate, 0, "candidate")};
+  live.annotations[kPhaseAnnotation] = "deploying";
+  live.annotations[kCandidateAnnotation] = candidate;
+  Decision d = Decide(desired, live);
+  EXPECT_EQ(d.step, Step::kAwaitingPromotion);
+  EXPECT_FALSE(d.update.has_value());
+  desired.rollout.strategy = RolloutStrategy::kCanary;
+  EXPECT_EQ(Decide(desired, live).step, Step::kAwaitingPromotion);
+}
+
+TEST(DecideTest, BuildWithoutImageWritesNothing) {
+  DesiredService desired = Desired(kImageA);
+  desired.image.reset();
+  desired.build = BuildSpec{};
+  Decision d = Decide(desired, std::nullopt);
+  EXPECT_EQ(d.step, Step::kNoImage);
+  EXPECT_FALSE(d.update.has_value());
+  EXPECT_THAT(d.message, HasSubstr("spec.image"));
+}
+
 TEST(DecideTest, SuspendStopsEveryWrite) {
   DesiredService desired = Desired(kImageB);
   desired.suspend = true;
