@@ -191,7 +191,16 @@ bool Controller::ProcessNext() {
   return true;
 }
 
+void Controller::OpenGate() {
+  absl::MutexLock lock(&gate_mutex_);
+  gate_open_ = true;
+}
+
 void Controller::WorkerLoop() {
+  {
+    absl::MutexLock lock(&gate_mutex_);
+    gate_mutex_.Await(absl::Condition(&gate_open_));
+  }
   while (ProcessNext()) {
   }
 }
@@ -216,12 +225,14 @@ void Controller::ResyncLoop() {
     }
     (void)Refresh();
     (void)Resync();
+    OpenGate();
     absl::MutexLock lock(&mutex_);
     resyncing_ = false;
   }
 }
 
 void Controller::Start() {
+  if (!options_.initial_resync) OpenGate();
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -235,6 +246,7 @@ bool Controller::Stop(absl::Duration deadline) {
     stop_requested_ = true;
     stop_signal_.SignalAll();
   }
+  OpenGate();
   queue_.ShutDown(/*drain=*/false);
   absl::Time until = absl::Now() + deadline;
   bool in_time = true;

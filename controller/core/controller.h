@@ -105,6 +105,11 @@ class Controller {
   bool resyncing_ ABSL_GUARDED_BY(mutex_) = false;  // the resync thread is listing Cloud Run
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
 
+  // Workers wait for the first resync, so a cold start reads Cloud Run with list calls rather
+  // than one GET per service.
+  void OpenGate();
+  absl::Mutex gate_mutex_;
+  bool gate_open_ ABSL_GUARDED_BY(gate_mutex_) = false;
   std::vector<std::thread> threads_;
   absl::Mutex stop_mutex_;
   absl::CondVar stop_signal_;
