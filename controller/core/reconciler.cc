@@ -202,15 +202,33 @@ void Reconciler::Report(const DesiredService& desired, const ReconcileOutcome& o
       break;
     }
   }
+  std::string signature =
+      absl::StrCat(OutcomeName(outcome.kind), "|", StepName(outcome.step), "|", outcome.reason, "|",
+                   outcome.message, "|", status.revision, "|", generation);
+  for (const TrafficTarget& t : status.traffic) {
+    absl::StrAppend(&signature, "|", t.revision, ":", t.percent, ":", t.tag);
+  }
+  {
+    absl::MutexLock lock(&published_mutex_);
+    auto previous = published_.find(desired.key.ToString());
+    if (previous != published_.end() && previous->second == signature) return;
+  }
   if (absl::Status reported = status_->Report(desired.key, status); !reported.ok()) {
     SPDLOG_WARN("{}: status not published: {}", desired.key.ToString(),
                 std::string(reported.message()));
+    return;
   }
+  absl::MutexLock lock(&published_mutex_);
+  published_[desired.key.ToString()] = std::move(signature);
 }
 
 void Reconciler::ReportInvalid(const ObjectKey& key, int64_t generation,
                                const std::string& message) {
   if (!status_) return;
+  {
+    absl::MutexLock lock(&published_mutex_);
+    published_.erase(key.ToString());
+  }
   absl::Time now = clock_->Now();
   ServiceStatus status;
   status.observed_generation = generation;

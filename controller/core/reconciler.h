@@ -5,10 +5,12 @@
 // Never waits on Cloud Run: a write or a revision still starting means "call me again later".
 // A 409 (stale etag: someone wrote in between) means re-read and decide again, a few times.
 
+#include <map>
 #include <optional>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "controller/core/reconcile_decision.h"
 #include "controller/interfaces/clock.h"
@@ -60,6 +62,10 @@ class Reconciler {
 
   CloudRunClient* cloud_run_;
   StatusReporter* status_;
+  // What was last published per service, so an unchanged resync pass publishes nothing (a
+  // status write or even a read per service per resync adds up at 10,000 services).
+  absl::Mutex published_mutex_;
+  std::map<std::string, std::string> published_ ABSL_GUARDED_BY(published_mutex_);
   const Clock* clock_;
   Options options_;
 };
