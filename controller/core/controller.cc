@@ -37,6 +37,11 @@ absl::Status Controller::Refresh() {
   std::vector<std::string> enqueue;
   {
     absl::MutexLock lock(&mutex_);
+    // Same bytes as last time: nothing to add, change, report or forget.
+    if (!snapshot->version.empty() && snapshot->version == applied_version_) {
+      return absl::OkStatus();
+    }
+    applied_version_ = snapshot->version;
     std::map<std::string, Managed> next;
     for (DesiredService& desired : snapshot->services) {
       std::string key = desired.key.ToString();

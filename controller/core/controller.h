@@ -96,6 +96,7 @@ class Controller {
 
   mutable absl::Mutex mutex_;
   std::map<std::string, Managed> managed_ ABSL_GUARDED_BY(mutex_);
+  std::string applied_version_ ABSL_GUARDED_BY(mutex_);  // ManifestSnapshot::version last applied
   // Reads from the last resync, each used once by the next pass of its service.
   std::map<std::string, LiveService> cached_ ABSL_GUARDED_BY(mutex_);
   // Fingerprint a stalled service stalled at: not retried until the manifest changes.

@@ -147,6 +147,20 @@ TEST_F(ControllerTest, RemovedManifestsAreNoLongerManaged) {
   EXPECT_EQ(cloud_run_.writes, 2);
 }
 
+TEST_F(ControllerTest, AnUnchangedSnapshotVersionIsNotAppliedAgain) {
+  source_.snapshot.services = {Service("a", '1')};
+  source_.snapshot.version = "v1";
+  auto controller = Make();
+  ASSERT_TRUE(controller->Refresh().ok());
+  EXPECT_EQ(controller->ManagedCount(), 1u);
+  source_.snapshot.services.clear();  // same version: treated as the same content
+  ASSERT_TRUE(controller->Refresh().ok());
+  EXPECT_EQ(controller->ManagedCount(), 1u);
+  source_.snapshot.version = "v2";
+  ASSERT_TRUE(controller->Refresh().ok());
+  EXPECT_EQ(controller->ManagedCount(), 0u);
+}
+
 TEST_F(ControllerTest, InvalidManifestsAreReportedStalled) {
   InvalidManifest invalid;
   invalid.origin = "team/bad.yaml:1";
