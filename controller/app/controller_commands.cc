@@ -246,7 +246,13 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  controller.Stop(absl::Seconds(10));
+  if (!controller.Stop(absl::Seconds(30))) {
+    // A pass is stuck in a call: leave now rather than destroy the client under its thread.
+    err << "runway apply: in-flight work did not stop within 30s; exiting\n";
+    err.flush();
+    out.flush();
+    std::_Exit(kExitInvalid);
+  }
   int failed = 0, converged = 0, suspended = 0;
   std::map<std::string, Controller::ServiceState> states = controller.States();
   Json summary = Json::array();
