@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -18,6 +19,7 @@
 #include "controller/adapters/cloud_run_rest_client.h"
 #include "controller/adapters/cpprest_http_transport.h"
 #include "controller/adapters/directory_watcher.h"
+#include "controller/adapters/engine_probe.h"
 #include "controller/adapters/file_manifest_source.h"
 #include "controller/adapters/file_status_store.h"
 #include "controller/adapters/manifest_schema.h"
@@ -444,6 +446,101 @@ int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err
         << std::setw(static_cast<int>(widths[3] + 2)) << row.revision << row.traffic << "\n";
   }
   return kExitOk;
+}
+
+}  // namespace runway
+
+namespace runway {
+
+int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err) {
+  struct Check {
+    std::string name;
+    std::string state;  // ok | fail | warn | skip
+    std::string detail;
+  };
+  std::vector<Check> checks;
+  bool any_local = false, any_build = false;
+  std::set<std::pair<std::string, std::string>> regions;
+  if (!flags.paths.empty()) {
+    std::ostringstream problems;
+    bool any_invalid = false;
+    absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(flags.paths, problems, &any_invalid);
+    if (!snapshot.ok()) {
+      checks.push_back({"manifests", "fail", std::string(snapshot.status().message())});
+    } else {
+      for (const DesiredService& desired : snapshot->services) {
+        regions.insert({desired.target.project, desired.target.region});
+        if (desired.build) {
+          any_build = true;
+          any_local = any_local || desired.build->builder == Builder::kLocal;
+        }
+      }
+      checks.push_back(
+          {"manifests", any_invalid ? "fail" : "ok",
+           absl::StrCat(snapshot->services.size(), " valid, ", snapshot->invalid.size(), " invalid",
+                        any_invalid ? ":\n" + problems.str() : "")});
+    }
+  } else {
+    checks.push_back({"manifests", "skip", "no path given"});
+  }
+
+  CurlEngineProbe::Options probe_options = CurlEngineProbe::FromProcess();
+  CurlEngineProbe probe(probe_options);
+  std::vector<EngineProbeResult> engines = probe.Probe(flags.runtime);
+  bool engine_ok = !engines.empty() && engines.front().outcome == EngineProbeOutcome::kOk;
+  for (const EngineProbeResult& engine : engines) {
+    checks.push_back({absl::StrCat("engine ", engine.engine, " ", engine.endpoint),
+                      engine.outcome == EngineProbeOutcome::kOk ? "ok" : "info",
+                      absl::StrCat(EngineOutcomeName(engine.outcome), ": ", engine.explanation)});
+  }
+  checks.push_back(
+      {"container engine", engine_ok ? "ok" : (any_local ? "fail" : "warn"),
+       engine_ok ? absl::StrCat("local builds use ", engines.front().engine, " at ",
+                                engines.front().endpoint)
+                 : absl::StrCat("no engine answers (runtime ", flags.runtime, ")",
+                                any_local ? "; a manifest requires builder: local"
+                                          : (any_build ? "; builder auto falls back to Cloud Build"
+                                                       : "; no manifest builds locally"))});
+
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  if (!access.ok()) {
+    checks.push_back({"credentials", "fail", std::string(access.status().message())});
+  } else {
+    absl::StatusOr<std::string> token = (*access)->tokens->AccessToken();
+    checks.push_back({"credentials", token.ok() ? "ok" : "fail",
+                      token.ok()
+                          ? absl::StrCat((*access)->tokens->Name(), ": ",
+                                         token->empty() ? "no token needed" : "token obtained")
+                          : std::string(token.status().message())});
+    if (regions.empty()) {
+      checks.push_back({"cloud run", "skip", "no manifest names a project and region"});
+    }
+    for (const auto& [project, region] : regions) {
+      absl::StatusOr<LiveServicePage> page = (*access)->client->ListServices(project, region, "");
+      checks.push_back({absl::StrCat("cloud run ", project, "/", region), page.ok() ? "ok" : "fail",
+                        page.ok()
+                            ? absl::StrCat(flags.cloud_run.endpoint, ": services.list answers (",
+                                           page->services.size(), " on the first page)")
+                            : std::string(page.status().message())});
+    }
+  }
+
+  bool failed = false;
+  Json report = Json::array();
+  for (const Check& check : checks) {
+    failed = failed || check.state == "fail";
+    report.push_back({{"check", check.name}, {"state", check.state}, {"detail", check.detail}});
+    if (flags.output != "json") {
+      const char* mark = check.state == "ok"     ? "[ok]  "
+                         : check.state == "fail" ? "[FAIL]"
+                         : check.state == "warn" ? "[warn]"
+                                                 : "[--]  ";
+      out << mark << " " << check.name << ": " << check.detail << "\n";
+    }
+  }
+  if (flags.output == "json") out << Json({{"checks", report}, {"ok", !failed}}).dump(2) << "\n";
+  (void)err;
+  return failed ? kExitInvalid : kExitOk;
 }
 
 }  // namespace runway

@@ -30,6 +30,7 @@ struct ControllerFlags {
   std::string output = "text";           // text | json
   std::string timeout = "15m";           // apply: give up after this long
   std::string shutdown_timeout = "30s";  // run: in-flight work gets this long after SIGTERM
+  std::string runtime = "auto";          // doctor: auto | docker | podman
 };
 
 // Exit codes of plan: 0 nothing would change, 2 something would, 1 error (terraform's
@@ -42,5 +43,8 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err);
 int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err);
 int RunController(const ControllerFlags& flags, std::ostream& err);
 int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err);
+// A checklist: manifests, container engines, credentials, Cloud Run reachability. Exit 1 when a
+// check the configuration depends on fails.
+int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err);
 
 }  // namespace runway

@@ -97,6 +97,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   status_cmd->add_option("-o,--output", flags.output, "text or json")->capture_default_str();
 
+  CLI::App* doctor_cmd = app.add_subcommand(
+      "doctor", "Check manifests, container engines, credentials and Cloud Run reachability");
+  doctor_cmd->add_option("paths", flags.paths, "Manifest files or directories (optional)");
+  doctor_cmd->add_option("--runtime", flags.runtime, "auto, docker or podman")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "docker", "podman"}));
+  doctor_cmd->add_option("-o,--output", flags.output, "text or json")->capture_default_str();
+  add_cloud_run_flags(doctor_cmd);
+
   CLI::App* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -114,6 +123,7 @@ int main(int argc, char** argv) {
   if (apply_cmd->parsed()) return runway::RunApply(flags, std::cout, std::cerr);
   if (run_cmd->parsed()) return runway::RunController(flags, std::cerr);
   if (status_cmd->parsed()) return runway::RunStatus(flags, std::cout, std::cerr);
+  if (doctor_cmd->parsed()) return runway::RunDoctor(flags, std::cout, std::cerr);
   if (version_cmd->parsed()) {
     std::cout << "runway " << RUNWAY_VERSION << "\n";
     return runway::kExitOk;
