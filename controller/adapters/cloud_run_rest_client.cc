@@ -1,6 +1,7 @@
 #include "controller/adapters/cloud_run_rest_client.h"
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <optional>
 #include <utility>
@@ -87,7 +88,11 @@ int64_t Int64(const Json& json, const char* key) {
   auto it = json.find(key);
   if (it == json.end()) return 0;
   if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) return static_cast<int64_t>(it->get<double>());
+  if (it->is_number_float()) {
+    double d = it->get<double>();
+    // Casting a double outside int64's range is undefined behaviour.
+    return std::isfinite(d) && d > -9.2e18 && d < 9.2e18 ? static_cast<int64_t>(d) : 0;
+  }
   int64_t value = 0;
   if (it->is_string() && absl::SimpleAtoi(it->get<std::string>(), &value)) return value;
   return 0;

@@ -1,5 +1,6 @@
 #include "controller/core/controller.h"
 
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,17 +18,24 @@ Controller::Controller(Options options, ManifestSource* source, CloudRunClient* 
       reconciler_(cloud_run, status, clock, options.reconciler),
       queue_(clock, options.queue) {}
 
-Controller::~Controller() { Stop(absl::Seconds(5)); }
+Controller::~Controller() {
+  if (!Stop(absl::Seconds(30))) {
+    // Detached threads would outlive the members they use: never return into that.
+    SPDLOG_CRITICAL("controller threads did not stop; aborting");
+    std::abort();
+  }
+}
 
 std::string Controller::Fingerprint(const DesiredService& desired) {
   std::string revision = RevisionNameFor(desired);
   return absl::StrCat(desired.target.ResourceName(), "|", revision, "|",
                       DescribeTraffic(ResolveTraffic(desired.traffic, revision)), "|",
                       desired.suspend, "|", static_cast<int>(desired.drift_policy), "|",
-                      desired.generation);
+                      static_cast<int>(desired.rollout.strategy), "|", desired.generation);
 }
 
 absl::Status Controller::Refresh() {
+  absl::MutexLock refreshing(&refresh_mutex_);
   absl::StatusOr<ManifestSnapshot> snapshot = source_->Snapshot();
   if (!snapshot.ok()) {
     SPDLOG_WARN("manifests unreadable, keeping the previous desired state: {}",
@@ -98,7 +106,14 @@ absl::Status Controller::Resync() {
   std::map<CloudRunServiceName, LiveService> live;
   for (const auto& [region, keys] : regions) {
     std::string token;
+    int pages = 0;
     do {
+      if (++pages > kMaxListPages) {
+        result = absl::DataLossError(absl::StrCat("listing ", region.first, "/", region.second,
+                                                  ": more than ", kMaxListPages, " pages"));
+        SPDLOG_WARN("resync: {}", std::string(result.message()));
+        break;
+      }
       absl::StatusOr<LiveServicePage> page =
           cloud_run_->ListServices(region.first, region.second, token);
       if (!page.ok()) {
@@ -110,6 +125,12 @@ absl::Status Controller::Resync() {
       for (LiveService& service : page->services) {
         CloudRunServiceName name = service.name;
         live[name] = std::move(service);
+      }
+      if (!page->next_page_token.empty() && page->next_page_token == token) {
+        result = absl::DataLossError(absl::StrCat("listing ", region.first, "/", region.second,
+                                                  ": the same page token came back"));
+        SPDLOG_WARN("resync: {}", std::string(result.message()));
+        break;
       }
       token = page->next_page_token;
     } while (!token.empty());
@@ -132,6 +153,13 @@ absl::Status Controller::Resync() {
 bool Controller::ProcessNext() {
   std::optional<std::string> key = queue_.Get();
   if (!key) return false;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (stopping_) {  // Stop() is waiting: start no new pass
+      queue_.Done(*key);
+      return false;
+    }
+  }
   std::optional<DesiredService> desired;
   std::optional<LiveService> cached;
   {
@@ -226,6 +254,7 @@ void Controller::ResyncLoop() {
     }
     {
       absl::MutexLock lock(&mutex_);
+      if (stopping_) return;
       resyncing_ = true;
     }
     (void)Refresh();
@@ -257,6 +286,7 @@ bool Controller::Stop(absl::Duration deadline) {
   bool in_time = true;
   {
     absl::MutexLock lock(&mutex_);
+    stopping_ = true;
     in_time = mutex_.AwaitWithDeadline(absl::Condition(this, &Controller::NoneInFlight), until);
   }
   for (std::thread& thread : threads_) {

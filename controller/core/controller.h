@@ -83,6 +83,7 @@ class Controller {
   bool NoneInFlight() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     return in_flight_.empty() && !resyncing_;
   }
+  static constexpr int kMaxListPages = 1000;  // 500 services a page: far above Cloud Run's quota
   void WorkerLoop();
   void ResyncLoop();
   static std::string Fingerprint(const DesiredService& desired);
@@ -94,6 +95,9 @@ class Controller {
   Reconciler reconciler_;
   WorkQueue queue_;
 
+  // Serialises whole refreshes (snapshot included): two refreshes racing (the resync thread and a
+  // directory watcher) could otherwise apply an older snapshot after a newer one.
+  absl::Mutex refresh_mutex_;
   mutable absl::Mutex mutex_;
   std::map<std::string, Managed> managed_ ABSL_GUARDED_BY(mutex_);
   std::string applied_version_ ABSL_GUARDED_BY(mutex_);  // ManifestSnapshot::version last applied

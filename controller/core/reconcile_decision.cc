@@ -70,7 +70,7 @@ std::string RevisionNameFor(const DesiredService& desired) {
   Field(canonical, "memory", t.memory.value_or(""));
   Field(canonical, "concurrency", t.concurrency ? absl::StrCat(*t.concurrency) : "");
   Field(canonical, "timeout",
-        t.request_timeout ? absl::StrCat(absl::ToInt64Seconds(*t.request_timeout)) : "");
+        t.request_timeout ? absl::StrCat(absl::ToInt64Milliseconds(*t.request_timeout), "ms") : "");
   Field(canonical, "serviceAccount", t.service_account.value_or(""));
   for (const auto& [key, value] : t.labels) Field(canonical, "label", key + "=" + value);
   char hash[24];
@@ -218,7 +218,8 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     for (const LiveTrafficTarget& t : live->traffic_statuses) {
       if (t.percent == 0 && t.tag.empty()) continue;
       LiveTrafficTarget pinned;
-      pinned.revision = t.revision;  // LATEST resolved: the status names the revision
+      // LATEST as served: the status names the revision; if it does not, the latest ready one.
+      pinned.revision = t.revision.empty() && t.latest ? live->latest_ready_revision : t.revision;
       pinned.percent = t.percent;
       pinned.tag = t.tag == kCandidateTag ? "" : t.tag;  // the tag moves to the new candidate
       if (pinned.revision.empty()) continue;
@@ -276,6 +277,12 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   if (serves_as_desired && live->observed_generation == live->generation && Succeeded(*live)) {
     decision.step = Step::kConverged;
     decision.message = absl::StrCat("Serving ", DescribeTraffic(wanted), ".");
+    return decision;
+  }
+  if (!Succeeded(*live) && live->terminal_state != "CONDITION_FAILED") {
+    // Neither succeeded nor failed (an odd or eventually consistent read): look again.
+    decision.step = Step::kWaitCloudRun;
+    decision.message = "Cloud Run reports no terminal state yet.";
     return decision;
   }
   if (SameTraffic(live->traffic, wanted) && !Succeeded(*live)) {

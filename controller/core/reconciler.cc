@@ -95,23 +95,25 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& desired,
     outcome.message = decision.message;
     if (decision.update) {
       absl::StatusOr<OperationState> written = cloud_run_->UpdateService(*decision.update);
-      if (written.ok()) {
+      // An operation accepted and then failed at once is not a write that took effect.
+      absl::Status result = !written.ok()   ? written.status()
+                            : written->done ? written->error
+                                            : absl::OkStatus();
+      if (result.ok()) {
         ++outcome.writes;
         outcome.kind = ReconcileOutcome::Kind::kProgressing;
         outcome.requeue_after = options_.poll_interval;
         Report(desired, outcome, live);
         return outcome;
       }
-      if (written.status().code() == absl::StatusCode::kAborted) {
-        SPDLOG_DEBUG("{}: {} (re-reading)", desired.key.ToString(),
-                     std::string(written.status().message()));
+      if (result.code() == absl::StatusCode::kAborted) {
+        SPDLOG_DEBUG("{}: {} (re-reading)", desired.key.ToString(), std::string(result.message()));
         continue;  // someone wrote in between: decide again on a fresh read
       }
-      outcome.kind = IsPermanent(written.status()) ? ReconcileOutcome::Kind::kStalled
-                                                   : ReconcileOutcome::Kind::kTransientError;
-      outcome.reason = PermanentReason(written.status());
-      outcome.message =
-          absl::StrCat(StepName(decision.step), " failed: ", written.status().message());
+      outcome.kind = IsPermanent(result) ? ReconcileOutcome::Kind::kStalled
+                                         : ReconcileOutcome::Kind::kTransientError;
+      outcome.reason = PermanentReason(result);
+      outcome.message = absl::StrCat(StepName(decision.step), " failed: ", result.message());
       Report(desired, outcome, live);
       return outcome;
     }

@@ -212,6 +212,36 @@ TEST(DecideTest, BuildWithoutImageWritesNothing) {
   EXPECT_THAT(d.message, HasSubstr("spec.image"));
 }
 
+TEST(DecideTest, ALatestStatusWithoutARevisionIsPinnedToTheLatestReady) {
+  LiveService live = Serving("api-old");
+  LiveTrafficTarget latest;
+  latest.latest = true;
+  latest.percent = 100;  // no revision name in the status
+  live.traffic_statuses = {latest};
+  Decision d = Decide(Desired(kImageB), live);
+  ASSERT_EQ(d.step, Step::kDeployDark);
+  EXPECT_TRUE(SameTraffic(*d.update->traffic,
+                          {Target("api-old", 100), Target(d.revision, 0, "candidate")}));
+}
+
+TEST(DecideTest, NoTerminalStateMeansWaitNotStall) {
+  DesiredService desired = Desired(kImageA);
+  std::string revision = RevisionNameFor(desired);
+  LiveService live = Serving(revision);
+  live.annotations[kTrafficAnnotation] = DescribeTraffic({Target(revision, 100)});
+  live.traffic_statuses = {Target("api-old", 100)};
+  live.terminal_state.clear();
+  EXPECT_EQ(Decide(desired, live).step, Step::kWaitCloudRun);
+}
+
+TEST(RevisionNameTest, SubSecondTimeoutsChangeTheName) {
+  DesiredService a = Desired(kImageA);
+  a.revision_template.request_timeout = absl::Seconds(1);
+  DesiredService b = a;
+  b.revision_template.request_timeout = absl::Milliseconds(1500);
+  EXPECT_NE(RevisionNameFor(a), RevisionNameFor(b));
+}
+
 TEST(DecideTest, SuspendStopsEveryWrite) {
   DesiredService desired = Desired(kImageB);
   desired.suspend = true;
