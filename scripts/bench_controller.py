@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 from datetime import datetime
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../tests"))
+from gcloud_env import gcloud_env  # noqa: E402
 
 PROJECT = "bench-project"
 REGION = "us-central1"
@@ -226,23 +228,8 @@ def latency(args):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def gcloud_env(emulator, work):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CLOUDSDK_") and k.lower() not in
-           ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
-    endpoint = emulator.base + "/"
-    env.update({
-        "CLOUDSDK_CONFIG": os.path.join(work, "gcloud-config"),
-        "CLOUDSDK_CORE_PROJECT": PROJECT, "CLOUDSDK_RUN_REGION": REGION,
-        "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": endpoint,
-        "CLOUDSDK_PROXY_TYPE": "http", "CLOUDSDK_PROXY_ADDRESS": "127.0.0.1",
-        "CLOUDSDK_PROXY_PORT": str(emulator.port),
-        "CLOUDSDK_CORE_SHOULD_PROMPT_TO_ENABLE_API": "false",
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "true", "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-        "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-        "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true"})
-    return env
+def emulator_gcloud_env(emulator, work):
+    return gcloud_env(emulator.port, PROJECT, REGION, os.path.join(work, "gcloud-config"))
 
 
 def traffic_changes(args):
@@ -281,7 +268,7 @@ def traffic_changes(args):
                   "runway_per_change_ms": round(runway_seconds / args.changes * 1000, 1)}
         gcloud = shutil.which("gcloud")
         if gcloud and args.gcloud_changes > 0:
-            env = gcloud_env(emulator, work)
+            env = emulator_gcloud_env(emulator, work)
             started = time.time()
             for i in range(args.gcloud_changes):
                 percent = 1 + i % 99

@@ -89,10 +89,9 @@ const ManifestSchema* EmbeddedSchema() {
   return schema->ok() ? schema->value().get() : nullptr;
 }
 
-absl::StatusOr<ManifestSnapshot> LoadManifests(const std::vector<std::string>& paths,
-                                               std::ostream& err, bool* any_invalid) {
-  if (!EmbeddedSchema()) return absl::InternalError("the compiled-in CRD schema does not load");
-  FileManifestSource source(*EmbeddedSchema(), paths);
+// Reads `source` and prints every problem of the invalid manifests to `err`.
+absl::StatusOr<ManifestSnapshot> LoadManifests(ManifestSource& source, std::ostream& err,
+                                               bool* any_invalid) {
   absl::StatusOr<ManifestSnapshot> snapshot = source.Snapshot();
   if (!snapshot.ok()) return snapshot.status();
   *any_invalid = !snapshot->invalid.empty();
@@ -117,8 +116,13 @@ Json TrafficJson(const std::vector<LiveTrafficTarget>& traffic) {
 }  // namespace
 
 int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) {
+  if (!EmbeddedSchema()) {
+    err << "runway: the compiled-in CRD schema does not load\n";
+    return kPlanError;
+  }
+  FileManifestSource source(*EmbeddedSchema(), flags.paths);
   bool any_invalid = false;
-  absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(flags.paths, err, &any_invalid);
+  absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(source, err, &any_invalid);
   if (!snapshot.ok()) {
     err << "runway plan: " << snapshot.status().message() << "\n";
     return kPlanError;
@@ -212,9 +216,10 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     return kExitInvalid;
   }
   FileManifestSource source(*EmbeddedSchema(), flags.paths);
-  // Invalid manifests are printed and count as failures; the valid ones are still applied.
+  // Invalid manifests are printed and count as failures; the valid ones are still applied. The
+  // controller reads the same source: its per-file cache makes that second read cheap.
   bool any_invalid = false;
-  absl::StatusOr<ManifestSnapshot> checked = LoadManifests(flags.paths, err, &any_invalid);
+  absl::StatusOr<ManifestSnapshot> checked = LoadManifests(source, err, &any_invalid);
   if (!checked.ok()) {
     err << "runway apply: " << checked.status().message() << "\n";
     return kExitInvalid;
@@ -461,10 +466,13 @@ int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err
   std::vector<Check> checks;
   bool any_local = false, any_build = false;
   std::set<std::pair<std::string, std::string>> regions;
-  if (!flags.paths.empty()) {
+  if (!EmbeddedSchema()) {
+    checks.push_back({"manifests", "fail", "the compiled-in CRD schema does not load"});
+  } else if (!flags.paths.empty()) {
     std::ostringstream problems;
     bool any_invalid = false;
-    absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(flags.paths, problems, &any_invalid);
+    FileManifestSource source(*EmbeddedSchema(), flags.paths);
+    absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(source, problems, &any_invalid);
     if (!snapshot.ok()) {
       checks.push_back({"manifests", "fail", std::string(snapshot.status().message())});
     } else {

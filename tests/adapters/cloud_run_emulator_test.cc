@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/emulator/emulator.h"
 #include "tests/emulator/http_server.h"
+#include "tests/status_matchers.h"
 
 namespace runway {
 namespace {
@@ -25,12 +26,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
-
-MATCHER_P2(StatusIs, code, substring, "") {
-  const absl::Status& status = arg;
-  *result_listener << "status is " << status;
-  return status.code() == code && absl::StrContains(status.message(), substring);
-}
 
 constexpr char kProject[] = "demo";
 constexpr char kRegion[] = "us-central1";

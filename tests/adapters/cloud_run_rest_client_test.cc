@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/fake_clock.h"
+#include "tests/status_matchers.h"
 
 namespace runway {
 namespace {
@@ -28,12 +29,6 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::Pair;
 using ::testing::SizeIs;
-
-MATCHER_P2(StatusIs, code, substring, "") {
-  const absl::Status& status = arg;
-  *result_listener << "status is " << status;
-  return status.code() == code && absl::StrContains(status.message(), substring);
-}
 
 // Answers with the scripted results in order, then repeats the last one served; records every
 // request.

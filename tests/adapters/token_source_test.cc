@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/status_matchers.h"
 
 namespace runway {
 namespace {
@@ -27,12 +28,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::Pair;
 using ::testing::SizeIs;
-
-MATCHER_P2(StatusIs, code, substring, "") {
-  const absl::Status& status = arg;
-  *result_listener << "status is " << status;
-  return status.code() == code && absl::StrContains(status.message(), substring);
-}
 
 // A fresh directory under the test temp dir, removed with its files at the end.
 class TempDir {

@@ -223,6 +223,15 @@ absl::StatusOr<BuildRule> BuildRuleFromJson(const Json& json, const BuildConfig&
   return rule;
 }
 
+Json BuildRuleToJson(const BuildRule& rule) {
+  return {{"source", rule.source},
+          {"outcome", rule.outcome},
+          {"queueFor", FormatProtoDuration(rule.queue_for)},
+          {"workFor", FormatProtoDuration(rule.work_for)},
+          {"failureType", rule.failure_type},
+          {"failureDetail", rule.failure_detail}};
+}
+
 absl::StatusOr<FaultRule> FaultRuleFromJson(const Json& json) {
   FaultRule rule;
   rule.method = json.value("method", "*");
@@ -285,6 +294,29 @@ std::vector<Json> RuleItems(const Json& body, const std::string& key) {
     return body[key].get<std::vector<Json>>();
   }
   return {body};
+}
+
+// The admin endpoints that hold a list of rules: POST adds one rule, a list, or {key: [...]} (all
+// or nothing), DELETE clears, and every call answers with the whole list under `list_key`.
+template <typename Rule, typename BodyOf, typename Parse, typename Render>
+HandlerResult RuleEndpoint(const std::string& method, BodyOf& body_of, std::vector<Rule>& rules,
+                           const std::string& body_key, const std::string& list_key, Parse parse,
+                           Render render) {
+  if (method == "DELETE") rules.clear();
+  if (method == "POST") {
+    absl::StatusOr<Json> body = body_of(false);
+    if (!body.ok()) return Error(body.status());
+    std::vector<Rule> added;
+    for (const Json& item : RuleItems(*body, body_key)) {
+      absl::StatusOr<Rule> rule = parse(item);
+      if (!rule.ok()) return Error(rule.status());
+      added.push_back(*rule);
+    }
+    rules.insert(rules.end(), added.begin(), added.end());
+  }
+  Json list = Json::array();
+  for (const Rule& rule : rules) list.push_back(render(rule));
+  return Respond(JsonResponse({{list_key, list}}));
 }
 
 std::string EscapeLabel(const std::string& value) {
@@ -1217,67 +1249,21 @@ HandlerResult Emulator::HandleAdmin(const EmuRequest& request,
                                  {"writes", counters_.writes}}));
   }
   if (what == "faults") {
-    if (method == "DELETE") {
-      faults_.clear();
-      return Respond(JsonResponse({{"faults", Json::array()}}));
-    }
-    if (method == "POST") {
-      absl::StatusOr<Json> body = body_or(false);
-      if (!body.ok()) return Error(body.status());
-      std::vector<FaultRule> added;
-      for (const Json& item : RuleItems(*body, "faults")) {
-        absl::StatusOr<FaultRule> rule = FaultRuleFromJson(item);
-        if (!rule.ok()) return Error(rule.status());
-        added.push_back(*rule);
-      }
-      faults_.insert(faults_.end(), added.begin(), added.end());
-    }
-    Json list = Json::array();
-    for (const FaultRule& rule : faults_) list.push_back(FaultRuleToJson(rule));
-    return Respond(JsonResponse({{"faults", list}}));
+    return RuleEndpoint(
+        method, body_or, faults_, "faults", "faults",
+        [](const Json& item) { return FaultRuleFromJson(item); }, FaultRuleToJson);
   }
   if (what == "readiness") {
-    std::vector<ReadinessRule>& rules = run_.readiness_rules();
-    if (method == "DELETE") rules.clear();
-    if (method == "POST") {
-      absl::StatusOr<Json> body = body_or(false);
-      if (!body.ok()) return Error(body.status());
-      std::vector<ReadinessRule> added;
-      for (const Json& item : RuleItems(*body, "rules")) {
-        absl::StatusOr<ReadinessRule> rule = ReadinessRuleFromJson(item);
-        if (!rule.ok()) return Error(rule.status());
-        added.push_back(*rule);
-      }
-      rules.insert(rules.end(), added.begin(), added.end());
-    }
-    Json list = Json::array();
-    for (const ReadinessRule& rule : rules) list.push_back(ReadinessRuleToJson(rule));
-    return Respond(JsonResponse({{"rules", list}}));
+    return RuleEndpoint(
+        method, body_or, run_.readiness_rules(), "rules", "rules",
+        [](const Json& item) { return ReadinessRuleFromJson(item); }, ReadinessRuleToJson);
   }
   if (what == "build-rules") {
-    std::vector<BuildRule>& rules = build_.rules();
-    if (method == "DELETE") rules.clear();
-    if (method == "POST") {
-      absl::StatusOr<Json> body = body_or(false);
-      if (!body.ok()) return Error(body.status());
-      std::vector<BuildRule> added;
-      for (const Json& item : RuleItems(*body, "rules")) {
-        absl::StatusOr<BuildRule> rule = BuildRuleFromJson(item, build_.config());
-        if (!rule.ok()) return Error(rule.status());
-        added.push_back(*rule);
-      }
-      rules.insert(rules.end(), added.begin(), added.end());
-    }
-    Json list = Json::array();
-    for (const BuildRule& rule : rules) {
-      list.push_back({{"source", rule.source},
-                      {"outcome", rule.outcome},
-                      {"queueFor", FormatProtoDuration(rule.queue_for)},
-                      {"workFor", FormatProtoDuration(rule.work_for)},
-                      {"failureType", rule.failure_type},
-                      {"failureDetail", rule.failure_detail}});
-    }
-    return Respond(JsonResponse({{"rules", list}}));
+    return RuleEndpoint(
+        method, body_or, build_.rules(), "rules", "rules",
+        [this](const Json& item)
+            ABSL_NO_THREAD_SAFETY_ANALYSIS { return BuildRuleFromJson(item, build_.config()); },
+        BuildRuleToJson);
   }
   if (what == "config") {
     if (method == "POST") {

@@ -25,6 +25,8 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gcloud_env import gcloud_env  # noqa: E402
 
 PROJECT = "conformance-proj"
 REGION = "us-central1"
@@ -144,30 +146,7 @@ class Conformance:
     # ---- gcloud --------------------------------------------------------------------------------
 
     def env(self):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CLOUDSDK_") and k.lower() not in
-               ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
-        endpoint = f"http://127.0.0.1:{self.port}/"
-        env.update({
-            "CLOUDSDK_CONFIG": os.path.join(self.work, "gcloud-config"),
-            "CLOUDSDK_CORE_PROJECT": PROJECT,
-            "CLOUDSDK_RUN_REGION": REGION,
-            "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": endpoint,
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": endpoint,
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": endpoint,
-            # gcloud turns the run override into "<region>-127.0.0.1:PORT"; through the emulator as
-            # its HTTP proxy that host never has to resolve.
-            "CLOUDSDK_PROXY_TYPE": "http",
-            "CLOUDSDK_PROXY_ADDRESS": "127.0.0.1",
-            "CLOUDSDK_PROXY_PORT": str(self.port),
-            "CLOUDSDK_CORE_SHOULD_PROMPT_TO_ENABLE_API": "false",
-            "CLOUDSDK_CORE_DISABLE_PROMPTS": "true",
-            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-            "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true",
-        })
-        return env
+        return gcloud_env(self.port, PROJECT, REGION, os.path.join(self.work, "gcloud-config"))
 
     def run(self, argv, what, env=None):
         started = time.monotonic()

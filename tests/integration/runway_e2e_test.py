@@ -28,6 +28,8 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from gcloud_env import gcloud_env  # noqa: E402
 
 PROJECT = "e2e-proj"  # Cloud Run project ids are 6-30 characters
 REGION = "us-central1"
@@ -478,30 +480,7 @@ class E2E:
     # ---- 3 ---------------------------------------------------------------------------------------
 
     def gcloud_env(self, sc):
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CLOUDSDK_") and k.lower() not in
-               ("http_proxy", "https_proxy", "no_proxy", "all_proxy")}
-        endpoint = sc.emulator.endpoint
-        env.update({
-            "CLOUDSDK_CONFIG": os.path.join(sc.work, "gcloud-config"),
-            "CLOUDSDK_CORE_PROJECT": PROJECT,
-            "CLOUDSDK_RUN_REGION": REGION,
-            "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": endpoint,
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": endpoint,
-            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER": endpoint,
-            # gcloud turns the run override into "<region>-127.0.0.1:PORT"; with the emulator as
-            # its HTTP proxy that host never has to resolve.
-            "CLOUDSDK_PROXY_TYPE": "http",
-            "CLOUDSDK_PROXY_ADDRESS": "127.0.0.1",
-            "CLOUDSDK_PROXY_PORT": str(sc.emulator.port),
-            "CLOUDSDK_CORE_SHOULD_PROMPT_TO_ENABLE_API": "false",
-            "CLOUDSDK_CORE_DISABLE_PROMPTS": "true",
-            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-            "CLOUDSDK_SURVEY_DISABLE_PROMPTS": "true",
-        })
-        return env
+        return gcloud_env(sc.emulator.port, PROJECT, REGION, os.path.join(sc.work, "gcloud-config"))
 
     def gcloud_split(self, sc, old, new):
         argv = [self.gcloud, "run", "services", "update-traffic", "api",
