@@ -135,11 +135,19 @@ Json ToJson(const ObjectKey& key, const ServiceStatus& status) {
     if (!target.tag.empty()) entry["tag"] = target.tag;
     traffic.push_back(std::move(entry));
   }
-  return {{"key", key.ToString()},
-          {"observedGeneration", status.observed_generation},
-          {"conditions", std::move(conditions)},
-          {"revision", status.revision},
-          {"traffic", std::move(traffic)}};
+  Json out = {{"key", key.ToString()},
+              {"observedGeneration", status.observed_generation},
+              {"conditions", std::move(conditions)},
+              {"revision", status.revision},
+              {"traffic", std::move(traffic)}};
+  if (status.image) {
+    out["image"] = {{"digest", status.image->digest},
+                    {"build",
+                     {{"id", status.image->build_id},
+                      {"logUrl", status.image->log_url},
+                      {"builder", status.image->builder}}}};
+  }
+  return out;
 }
 
 absl::StatusOr<ServiceStatus> FromJson(const Json& document, const ObjectKey& key) {
@@ -169,6 +177,18 @@ absl::StatusOr<ServiceStatus> FromJson(const Json& document, const ObjectKey& ke
     target.percent = static_cast<int>(field.Int("percent"));
     target.tag = field.String("tag", /*required=*/false);
     status.traffic.push_back(std::move(target));
+  }
+  if (auto image = document.find("image"); image != document.end() && image->is_object()) {
+    FieldReader image_reader(*image, &problem);
+    BuiltImage built;
+    built.digest = image_reader.String("digest", /*required=*/false);
+    if (auto build = image->find("build"); build != image->end() && build->is_object()) {
+      FieldReader build_reader(*build, &problem);
+      built.build_id = build_reader.String("id", /*required=*/false);
+      built.log_url = build_reader.String("logUrl", /*required=*/false);
+      built.builder = build_reader.String("builder", /*required=*/false);
+    }
+    status.image = std::move(built);
   }
   if (!problem.ok()) return problem;
   return status;

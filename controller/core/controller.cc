@@ -10,12 +10,13 @@
 namespace runway {
 
 Controller::Controller(Options options, ManifestSource* source, CloudRunClient* cloud_run,
-                       StatusReporter* status, const Clock* clock)
+                       StatusReporter* status, const Clock* clock, ImageBuilds* builds)
     : options_(options),
       source_(source),
       cloud_run_(cloud_run),
       clock_(clock),
-      reconciler_(cloud_run, status, clock, options.reconciler),
+      builds_(builds),
+      reconciler_(cloud_run, status, clock, options.reconciler, builds),
       queue_(clock, options.queue) {}
 
 Controller::~Controller() {
@@ -31,7 +32,9 @@ std::string Controller::Fingerprint(const DesiredService& desired) {
   return absl::StrCat(desired.target.ResourceName(), "|", revision, "|",
                       DescribeTraffic(ResolveTraffic(desired.traffic, revision)), "|",
                       desired.suspend, "|", static_cast<int>(desired.drift_policy), "|",
-                      static_cast<int>(desired.rollout.strategy), "|", desired.generation);
+                      static_cast<int>(desired.rollout.strategy), "|", desired.generation, "|",
+                      desired.build ? BuildSourceTag(*desired.build) : "", "|",
+                      desired.build ? static_cast<int>(desired.build->builder) : -1);
 }
 
 absl::Status Controller::Refresh() {
@@ -83,6 +86,7 @@ absl::Status Controller::Refresh() {
                     managed.desired.target.ResourceName());
         cached_.erase(key);
         states_.erase(key);
+        if (builds_ != nullptr) builds_->Forget(managed.desired.key);
       }
     }
     managed_ = std::move(next);

@@ -48,8 +48,9 @@ class Controller {
     int64_t writes = 0;
   };
 
+  // `builds` may be null: services with spec.build then stall at BuildImage.
   Controller(Options options, ManifestSource* source, CloudRunClient* cloud_run,
-             StatusReporter* status, const Clock* clock);
+             StatusReporter* status, const Clock* clock, ImageBuilds* builds = nullptr);
   ~Controller();
 
   // Reads the manifest source; enqueues services that are new or changed; stops managing services
@@ -92,6 +93,7 @@ class Controller {
   ManifestSource* source_;
   CloudRunClient* cloud_run_;
   const Clock* clock_;
+  ImageBuilds* builds_;
   Reconciler reconciler_;
   WorkQueue queue_;
 

@@ -7,24 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "controller/core/stable_hash.h"
 
 namespace runway {
 namespace {
-
-// FNV-1a, 64 bits: stable across builds and platforms (std::hash is not).
-uint64_t Fnv1a(const std::string& text) {
-  uint64_t hash = 1469598103934665603ULL;
-  for (unsigned char c : text) {
-    hash ^= c;
-    hash *= 1099511628211ULL;
-  }
-  return hash;
-}
-
-// Length-prefixed fields, so no value can forge a separator.
-void Field(std::string& out, const std::string& name, const std::string& value) {
-  absl::StrAppend(&out, name, ":", value.size(), ":", value, ";");
-}
 
 bool Succeeded(const LiveService& live) { return live.terminal_state == "CONDITION_SUCCEEDED"; }
 
@@ -55,27 +41,29 @@ ServiceUpdate BaseUpdate(const DesiredService& desired, const std::optional<Live
 std::string RevisionNameFor(const DesiredService& desired) {
   const RevisionTemplate& t = desired.revision_template;
   std::string canonical;
-  Field(canonical, "image", desired.image.value_or(""));
-  Field(canonical, "port", absl::StrCat(t.container_port));
-  Field(canonical, "command", absl::StrJoin(t.command, "\x1f"));
-  Field(canonical, "args", absl::StrJoin(t.args, "\x1f"));
+  AppendHashField(canonical, "image", desired.image.value_or(""));
+  AppendHashField(canonical, "port", absl::StrCat(t.container_port));
+  AppendHashField(canonical, "command", absl::StrJoin(t.command, "\x1f"));
+  AppendHashField(canonical, "args", absl::StrJoin(t.args, "\x1f"));
   for (const EnvVar& env : t.env) {
-    Field(canonical, "env", env.name);
-    if (env.value) Field(canonical, "value", *env.value);
-    if (env.secret) Field(canonical, "secret", env.secret->name + "@" + env.secret->version);
+    AppendHashField(canonical, "env", env.name);
+    if (env.value) AppendHashField(canonical, "value", *env.value);
+    if (env.secret)
+      AppendHashField(canonical, "secret", env.secret->name + "@" + env.secret->version);
   }
-  Field(canonical, "min", absl::StrCat(t.min_instances));
-  Field(canonical, "max", absl::StrCat(t.max_instances));
-  Field(canonical, "cpu", t.cpu.value_or(""));
-  Field(canonical, "memory", t.memory.value_or(""));
-  Field(canonical, "concurrency", t.concurrency ? absl::StrCat(*t.concurrency) : "");
-  Field(canonical, "timeout",
-        t.request_timeout ? absl::StrCat(absl::ToInt64Milliseconds(*t.request_timeout), "ms") : "");
-  Field(canonical, "serviceAccount", t.service_account.value_or(""));
-  for (const auto& [key, value] : t.labels) Field(canonical, "label", key + "=" + value);
+  AppendHashField(canonical, "min", absl::StrCat(t.min_instances));
+  AppendHashField(canonical, "max", absl::StrCat(t.max_instances));
+  AppendHashField(canonical, "cpu", t.cpu.value_or(""));
+  AppendHashField(canonical, "memory", t.memory.value_or(""));
+  AppendHashField(canonical, "concurrency", t.concurrency ? absl::StrCat(*t.concurrency) : "");
+  AppendHashField(
+      canonical, "timeout",
+      t.request_timeout ? absl::StrCat(absl::ToInt64Milliseconds(*t.request_timeout), "ms") : "");
+  AppendHashField(canonical, "serviceAccount", t.service_account.value_or(""));
+  for (const auto& [key, value] : t.labels) AppendHashField(canonical, "label", key + "=" + value);
   char hash[24];
   std::snprintf(hash, sizeof(hash), "%010llx",
-                static_cast<unsigned long long>(Fnv1a(canonical) & 0xffffffffffULL));
+                static_cast<unsigned long long>(StableHash(canonical) & 0xffffffffffULL));
   return absl::StrCat(desired.target.service, "-r", hash);
 }
 
@@ -157,8 +145,12 @@ const char* StepName(Step step) {
       return "CloudRunFailed";
     case Step::kAwaitingPromotion:
       return "AwaitingPromotion";
-    case Step::kNoImage:
-      return "NoImage";
+    case Step::kBuildImage:
+      return "BuildImage";
+    case Step::kBuilding:
+      return "Building";
+    case Step::kBuildFailed:
+      return "BuildFailed";
   }
   return "Unknown";
 }
@@ -172,10 +164,14 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   if (live) decision.live_traffic = NormalizeTraffic(live->traffic_statuses);
 
   if (!desired.image) {
-    decision.step = Step::kNoImage;
+    if (desired.suspend) {
+      decision.step = Step::kSuspended;
+      decision.message = "Suspended: the image is not built and nothing is written.";
+      return decision;
+    }
+    decision.step = Step::kBuildImage;
     decision.message =
-        "spec.build: this version of Runway does not build images yet; set spec.image to a "
-        "digest-pinned image to deploy it";
+        "The image is built from spec.build first; its digest is then deployed dark.";
     return decision;
   }
 

@@ -62,7 +62,9 @@ enum class Step {
   kCandidateFailed,    // no write: the candidate revision failed; stalled until the spec changes
   kCloudRunFailed,     // no write: Cloud Run reports a failure for the desired state itself
   kAwaitingPromotion,  // no write: the candidate is Ready and dark; its strategy promotes it
-  kNoImage,            // no write: spec.build without an image (builds are not supported yet)
+  kBuildImage,         // no write: spec.build; the image must be built first (plan shows this)
+  kBuilding,           // no write: a build of spec.build is running (Reconciler, not Decide)
+  kBuildFailed,        // no write: the build failed; stalled until spec.build changes
 };
 
 const char* StepName(Step step);

@@ -63,12 +63,53 @@ bool IsPermanent(const absl::Status& status) {
 }
 
 Reconciler::Reconciler(CloudRunClient* cloud_run, StatusReporter* status, const Clock* clock,
-                       Options options)
-    : cloud_run_(cloud_run), status_(status), clock_(clock), options_(options) {}
+                       Options options, ImageBuilds* builds)
+    : cloud_run_(cloud_run), status_(status), builds_(builds), clock_(clock), options_(options) {}
 
-ReconcileOutcome Reconciler::Reconcile(const DesiredService& desired,
+ReconcileOutcome Reconciler::EnsureImage(const DesiredService& desired, DesiredService& built) {
+  ReconcileOutcome outcome;
+  outcome.build = builds_->Resolve(desired);
+  const ImageResolution& build = *outcome.build;
+  outcome.message = build.message;
+  switch (build.kind) {
+    case ImageResolution::Kind::kReady:
+      built = desired;
+      built.image = build.image;
+      break;
+    case ImageResolution::Kind::kBuilding:
+      outcome.kind = ReconcileOutcome::Kind::kProgressing;
+      outcome.step = Step::kBuilding;
+      outcome.requeue_after = options_.poll_interval;
+      break;
+    case ImageResolution::Kind::kRetry:
+      outcome.kind = ReconcileOutcome::Kind::kTransientError;
+      outcome.step = Step::kBuilding;
+      outcome.reason = build.reason;
+      break;
+    case ImageResolution::Kind::kFailed:
+      outcome.kind = ReconcileOutcome::Kind::kStalled;
+      outcome.step = Step::kBuildFailed;
+      outcome.reason = build.reason;
+      break;
+  }
+  return outcome;
+}
+
+ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
                                        std::optional<LiveService> cached) {
   ReconcileOutcome outcome;
+  DesiredService built;  // `spec` with the built image, when spec.build made one
+  const DesiredService* effective = &spec;
+  if (spec.build && !spec.image && !spec.suspend && builds_ != nullptr) {
+    ReconcileOutcome image = EnsureImage(spec, built);
+    if (image.build->kind != ImageResolution::Kind::kReady) {
+      Report(spec, image, cached);
+      return image;
+    }
+    effective = &built;
+    outcome.build = std::move(image.build);
+  }
+  const DesiredService& desired = *effective;
   std::optional<LiveService> live = std::move(cached);
   bool have_read = live.has_value();
   for (int attempt = 0; attempt <= options_.max_conflict_retries; ++attempt) {
@@ -124,9 +165,9 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& desired,
       case Step::kAwaitingPromotion:
         outcome.kind = ReconcileOutcome::Kind::kConverged;
         break;
-      case Step::kNoImage:
+      case Step::kBuildImage:  // no ImageBuilds (or suspended, handled above)
         outcome.kind = ReconcileOutcome::Kind::kStalled;
-        outcome.reason = "BuildNotSupported";
+        outcome.reason = "BuildNotConfigured";
         break;
       case Step::kCandidateFailed:
         outcome.kind = ReconcileOutcome::Kind::kStalled;
@@ -204,9 +245,27 @@ void Reconciler::Report(const DesiredService& desired, const ReconcileOutcome& o
       break;
     }
   }
+  if (outcome.build) {
+    const ImageResolution& build = *outcome.build;
+    BuiltImage image;
+    image.digest = build.digest;
+    image.build_id = build.build_id;
+    image.log_url = build.log_url;
+    image.builder = build.builder;
+    status.image = image;
+    const char* built = build.kind == ImageResolution::Kind::kReady    ? "True"
+                        : build.kind == ImageResolution::Kind::kFailed ? "False"
+                                                                       : "Unknown";
+    status.conditions.push_back(
+        MakeCondition("BuildSucceeded", built, build.reason, build.message, generation, now));
+  }
   std::string signature =
       absl::StrCat(OutcomeName(outcome.kind), "|", StepName(outcome.step), "|", outcome.reason, "|",
                    outcome.message, "|", status.revision, "|", generation);
+  if (status.image) {
+    absl::StrAppend(&signature, "|", status.image->digest, "|", status.image->build_id, "|",
+                    outcome.build->message);
+  }
   for (const TrafficTarget& t : status.traffic) {
     absl::StrAppend(&signature, "|", t.revision, ":", t.percent, ":", t.tag);
   }

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "controller/core/image_builds.h"
 #include "controller/core/reconcile_decision.h"
 #include "controller/interfaces/clock.h"
 #include "controller/interfaces/cloud_run_client.h"
@@ -33,6 +34,7 @@ struct ReconcileOutcome {
   int writes = 0;
   std::string revision;  // the desired revision name
   std::string reason;    // CamelCase reason of a stalled outcome (PermissionDenied, ...)
+  std::optional<ImageResolution> build;  // for spec.build: how far the image is
 };
 
 const char* OutcomeName(ReconcileOutcome::Kind kind);
@@ -45,9 +47,9 @@ class Reconciler {
     int max_conflict_retries = 3;
   };
 
-  // `status` may be null (plan mode).
-  Reconciler(CloudRunClient* cloud_run, StatusReporter* status, const Clock* clock,
-             Options options);
+  // `status` may be null (plan mode). `builds` may be null: spec.build then stops at BuildImage.
+  Reconciler(CloudRunClient* cloud_run, StatusReporter* status, const Clock* clock, Options options,
+             ImageBuilds* builds = nullptr);
 
   // `cached` is a read from a recent services.list; it is used for the first decision only.
   ReconcileOutcome Reconcile(const DesiredService& desired,
@@ -60,8 +62,13 @@ class Reconciler {
   void Report(const DesiredService& desired, const ReconcileOutcome& outcome,
               const std::optional<LiveService>& live);
 
+  // Resolves spec.build: `built` is `desired` with the image once the build is ready; the
+  // outcome (build set) says what to report while it is not.
+  ReconcileOutcome EnsureImage(const DesiredService& desired, DesiredService& built);
+
   CloudRunClient* cloud_run_;
   StatusReporter* status_;
+  ImageBuilds* builds_;
   // What was last published per service, so an unchanged resync pass publishes nothing (a
   // status write or even a read per service per resync adds up at 10,000 services).
   absl::Mutex published_mutex_;

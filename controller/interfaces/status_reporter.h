@@ -3,6 +3,7 @@
 // StatusReporter: publishes the observed status of one CloudRunService (the CR's status
 // subresource in Kubernetes mode, the --state-dir files in file mode). Thread-safe.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,11 +23,20 @@ struct Condition {
   absl::Time last_transition_time;
 };
 
+// status.image of a service built from spec.build (design.md §3).
+struct BuiltImage {
+  std::string digest;    // sha256:..., once built
+  std::string build_id;  // Cloud Build id or local job id
+  std::string log_url;
+  std::string builder;  // cloudBuild | local
+};
+
 struct ServiceStatus {
   int64_t observed_generation = 0;
   std::vector<Condition> conditions;
   std::string revision;
   std::vector<TrafficTarget> traffic;
+  std::optional<BuiltImage> image;
 };
 
 class StatusReporter {

@@ -207,9 +207,11 @@ TEST(DecideTest, BuildWithoutImageWritesNothing) {
   desired.image.reset();
   desired.build = BuildSpec{};
   Decision d = Decide(desired, std::nullopt);
-  EXPECT_EQ(d.step, Step::kNoImage);
+  EXPECT_EQ(d.step, Step::kBuildImage);
   EXPECT_FALSE(d.update.has_value());
-  EXPECT_THAT(d.message, HasSubstr("spec.image"));
+  EXPECT_THAT(d.message, HasSubstr("built from spec.build"));
+  desired.suspend = true;
+  EXPECT_EQ(Decide(desired, std::nullopt).step, Step::kSuspended);
 }
 
 TEST(DecideTest, ALatestStatusWithoutARevisionIsPinnedToTheLatestReady) {
