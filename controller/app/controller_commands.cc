@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
+#include <fstream>
 #include <iomanip>
 #include <map>
 #include <memory>
@@ -16,9 +18,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "controller/adapters/cloud_build_rest_client.h"
 #include "controller/adapters/cloud_run_rest_client.h"
 #include "controller/adapters/cpprest_http_transport.h"
 #include "controller/adapters/directory_watcher.h"
+#include "controller/adapters/engine_image_builder.h"
 #include "controller/adapters/engine_probe.h"
 #include "controller/adapters/file_manifest_source.h"
 #include "controller/adapters/file_status_store.h"
@@ -27,8 +31,11 @@
 #include "controller/adapters/token_source.h"
 #include "controller/app/validate_command.h"
 #include "controller/core/controller.h"
+#include "controller/core/image_builds.h"
 #include "controller/core/reconcile_decision.h"
+#include "controller/observability/prometheus_metrics.h"
 #include "nlohmann/json.hpp"
+#include "prometheus/exposer.h"
 #include "spdlog/spdlog.h"
 
 namespace runway {
@@ -52,16 +59,19 @@ bool IsLoopbackEndpoint(const std::string& endpoint) {
   return false;
 }
 
-// Everything a command needs to reach Cloud Run, owned together.
+// Everything a command needs to reach Cloud Run and Cloud Build, owned together.
 struct CloudRunAccess {
   SystemClock clock;
   SystemSleeper sleeper;
   std::unique_ptr<CpprestHttpTransport> transport;
   std::unique_ptr<TokenSource> tokens;
   std::unique_ptr<CloudRunRestClient> client;
+  std::unique_ptr<CloudBuildRestClient> cloud_build;
 };
 
-absl::StatusOr<std::unique_ptr<CloudRunAccess>> ConnectCloudRun(const CloudRunFlags& flags) {
+// `metrics` (may be null) counts every API attempt and failed connection.
+absl::StatusOr<std::unique_ptr<CloudRunAccess>> ConnectCloudRun(
+    const CloudRunFlags& flags, PrometheusMetrics* metrics = nullptr) {
   auto access = std::make_unique<CloudRunAccess>();
   access->transport = std::make_unique<CpprestHttpTransport>();
   std::string kind = flags.token_source;
@@ -77,9 +87,77 @@ absl::StatusOr<std::unique_ptr<CloudRunAccess>> ConnectCloudRun(const CloudRunFl
   options.call_timeout = *timeout;
   options.write_limit.per_minute = flags.writes_per_minute;
   options.read_limit.per_minute = flags.reads_per_minute;
+  if (metrics != nullptr) {
+    options.observer = [metrics](const ApiCall& call) {
+      metrics->ApiCallMade(kTargetCloudRun, call);
+    };
+  }
   access->client = std::make_unique<CloudRunRestClient>(
       access->transport.get(), access->tokens.get(), &access->clock, &access->sleeper, options);
+  CloudBuildRestClientOptions build_options;
+  build_options.endpoint = flags.cloudbuild_endpoint;
+  build_options.call_timeout = *timeout;
+  if (metrics != nullptr) {
+    build_options.observer = [metrics](const ApiCall& call) {
+      metrics->ApiCallMade(kTargetCloudBuild, call);
+    };
+  }
+  access->cloud_build =
+      std::make_unique<CloudBuildRestClient>(access->transport.get(), access->tokens.get(),
+                                             &access->clock, &access->sleeper, build_options);
   return access;
+}
+
+// Metrics and, with --http-address, the HTTP endpoint that serves them.
+struct Observability {
+  PrometheusMetrics metrics;
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+absl::Status ServeMetrics(const ControllerFlags& flags, Observability& observability) {
+  if (flags.http_address.empty()) return absl::OkStatus();
+  try {
+    observability.exposer = std::make_unique<prometheus::Exposer>(flags.http_address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("--http-address ", flags.http_address,
+                                               ": cannot listen (", e.what(),
+                                               "); pick a free port, or 127.0.0.1:0 for any"));
+  }
+  observability.exposer->RegisterCollectable(observability.metrics.registry());
+  std::vector<int> ports = observability.exposer->GetListeningPorts();
+  const int port = ports.empty() ? 0 : ports.front();
+  SPDLOG_INFO("serving /metrics on {} (port {})", flags.http_address, port);
+  if (!flags.http_port_file.empty()) {
+    std::ofstream(flags.http_port_file) << port << "\n";
+  }
+  return absl::OkStatus();
+}
+
+// What turns spec.build into an image: the engine probe, the local builder and ImageBuilds.
+struct Builders {
+  std::unique_ptr<CurlEngineProbe> probe;
+  std::unique_ptr<EngineImageBuilder> local;
+  std::unique_ptr<ImageBuilds> builds;
+};
+
+absl::StatusOr<std::unique_ptr<Builders>> MakeBuilders(const ControllerFlags& flags,
+                                                       CloudRunAccess& access, Metrics* metrics) {
+  if (flags.runtime != "auto" && flags.runtime != "docker" && flags.runtime != "podman") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--runtime: '", flags.runtime, "' is not auto, docker or podman"));
+  }
+  auto builders = std::make_unique<Builders>();
+  builders->probe = std::make_unique<CurlEngineProbe>(CurlEngineProbe::FromProcess());
+  EngineImageBuilder::Options local;
+  local.metrics = metrics;
+  local.insecure_registry = flags.insecure_registry;
+  builders->local = std::make_unique<EngineImageBuilder>(local);
+  ImageBuilds::Options options;
+  if (flags.runtime != "auto") options.runtime_override = flags.runtime;
+  builders->builds =
+      std::make_unique<ImageBuilds>(access.cloud_build.get(), builders->local.get(),
+                                    builders->probe.get(), metrics, &access.clock, options);
+  return builders;
 }
 
 // The CRD's schema, compiled in; loaded once.
@@ -152,8 +230,8 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
     }
     Decision decision = Decide(desired, live);
     bool write = decision.update.has_value();
-    bool pending =
-        write || decision.step == Step::kWaitCandidate || decision.step == Step::kWaitCloudRun;
+    bool pending = write || decision.step == Step::kWaitCandidate ||
+                   decision.step == Step::kWaitCloudRun || decision.step == Step::kBuildImage;
     changes = changes || pending;
     item["step"] = StepName(decision.step);
     item["revision"] = decision.revision;
@@ -175,6 +253,15 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
     text << "    traffic:  " << DescribeTraffic(decision.live_traffic) << " -> "
          << DescribeTraffic(decision.desired_traffic) << "\n";
     if (!pending) text << "    " << decision.message << "\n";
+    if (decision.step == Step::kBuildImage) {
+      const BuildSpec& build = *desired.build;
+      std::string source =
+          build.git ? absl::StrCat(build.git->url, "@", build.git->revision)
+                    : absl::StrCat("gs://", build.storage->bucket, "/", build.storage->object);
+      item["build"] = {{"source", source}, {"tag", BuildSourceTag(build)}};
+      text << "    build:    " << source << " -> " << build.repository << ":"
+           << BuildSourceTag(build) << " (then deployed dark by digest)\n";
+    }
     if (write) {
       ServiceUpdate check = *decision.update;
       check.validate_only = true;
@@ -206,9 +293,21 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     err << "runway apply: " << (!poll.ok() ? poll.status() : timeout.status()).message() << "\n";
     return kExitUsage;
   }
-  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  Observability observability;
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
+      ConnectCloudRun(flags.cloud_run, &observability.metrics);
   if (!access.ok()) {
     err << "runway apply: " << access.status().message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<Builders>> builders =
+      MakeBuilders(flags, **access, &observability.metrics);
+  if (!builders.ok()) {
+    err << "runway apply: " << builders.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (absl::Status served = ServeMetrics(flags, observability); !served.ok()) {
+    err << "runway apply: " << served.message() << "\n";
     return kExitUsage;
   }
   if (!EmbeddedSchema()) {
@@ -228,7 +327,8 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
   Controller::Options options;
   options.workers = flags.workers;
   options.reconciler.poll_interval = *poll;
-  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock);
+  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
+                        (*builders)->builds.get());
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway apply: " << refreshed.message() << "\n";
     return kExitInvalid;
@@ -319,9 +419,21 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
       return kExitUsage;
     }
   }
-  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  Observability observability;
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
+      ConnectCloudRun(flags.cloud_run, &observability.metrics);
   if (!access.ok()) {
     err << "runway run: " << access.status().message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<Builders>> builders =
+      MakeBuilders(flags, **access, &observability.metrics);
+  if (!builders.ok()) {
+    err << "runway run: " << builders.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (absl::Status served = ServeMetrics(flags, observability); !served.ok()) {
+    err << "runway run: " << served.message() << "\n";
     return kExitUsage;
   }
   // Block the signals before any thread starts, so only sigwait below receives them.
@@ -342,7 +454,8 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
   options.resync = *resync;
   options.initial_resync = true;
   options.reconciler.poll_interval = *poll;
-  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock);
+  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
+                        (*builders)->builds.get());
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway run: " << refreshed.message() << "\n";
     return kExitInvalid;
@@ -407,11 +520,19 @@ int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err
       for (const TrafficTarget& t : status.traffic) {
         traffic.push_back({{"revision", t.revision}, {"percent", t.percent}, {"tag", t.tag}});
       }
-      services.push_back({{"key", key.ToString()},
-                          {"observedGeneration", status.observed_generation},
-                          {"revision", status.revision},
-                          {"traffic", traffic},
-                          {"conditions", conditions}});
+      Json service = {{"key", key.ToString()},
+                      {"observedGeneration", status.observed_generation},
+                      {"revision", status.revision},
+                      {"traffic", traffic},
+                      {"conditions", conditions}};
+      if (status.image) {
+        service["image"] = {{"digest", status.image->digest},
+                            {"build",
+                             {{"id", status.image->build_id},
+                              {"logUrl", status.image->log_url},
+                              {"builder", status.image->builder}}}};
+      }
+      services.push_back(std::move(service));
     }
     out << Json({{"services", services}}).dump(2) << "\n";
     return kExitOk;

@@ -18,6 +18,7 @@ struct CloudRunFlags {
   std::string timeout = "30s";
   double writes_per_minute = 60;
   double reads_per_minute = 600;
+  std::string cloudbuild_endpoint = "https://cloudbuild.googleapis.com/";
 };
 
 struct ControllerFlags {
@@ -30,7 +31,10 @@ struct ControllerFlags {
   std::string output = "text";           // text | json
   std::string timeout = "15m";           // apply: give up after this long
   std::string shutdown_timeout = "30s";  // run: in-flight work gets this long after SIGTERM
-  std::string runtime = "auto";          // doctor: auto | docker | podman
+  std::string runtime = "auto";          // doctor: auto | docker | podman; run/apply: override
+  std::string http_address;              // run/apply: /metrics here when set
+  std::string http_port_file;            // the bound port is written here (for port 0)
+  bool insecure_registry = false;        // local builds push over plain HTTP
 };
 
 // Exit codes of plan: 0 nothing would change, 2 something would, 1 error (terraform's

@@ -59,6 +59,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--reads-per-minute", flags.cloud_run.reads_per_minute,
                     "Client-side read budget per project and region")
         ->capture_default_str();
+    cmd->add_option("--cloudbuild-endpoint", flags.cloud_run.cloudbuild_endpoint,
+                    "Cloud Build API base URL (the emulator serves it too)")
+        ->capture_default_str();
   };
   CLI::App* plan_cmd =
       app.add_subcommand("plan",
@@ -91,6 +94,17 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     cmd->add_option("--state-dir", flags.state_dir, "Where per-service status is kept")
         ->capture_default_str();
+    cmd->add_option("--runtime", flags.runtime,
+                    "Container engine for local builds: auto (spec.build.runtime), docker or "
+                    "podman")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "docker", "podman"}));
+    cmd->add_flag("--insecure-registry", flags.insecure_registry,
+                  "Local builds push over plain HTTP (a registry on loopback)");
+    cmd->add_option("--http-address", flags.http_address,
+                    "Serve /metrics here, e.g. 127.0.0.1:9464 (127.0.0.1:0: any free port)");
+    cmd->add_option("--http-port-file", flags.http_port_file,
+                    "Write the port --http-address bound to into this file");
   }
   CLI::App* status_cmd = app.add_subcommand("status", "Show the status Runway last recorded");
   status_cmd->add_option("--state-dir", flags.state_dir, "Where per-service status is kept")

@@ -262,11 +262,11 @@ ImageResolution ImageBuilds::ResolveCloud(const DesiredService& desired, Tracked
     tracked.id = build.id;  // a final failure of this very spec: never built again
     return FromCloudBuild(desired, tracked, build);
   }
+  tracked.rebuilds = rebuilt;
   if (rebuilt > options_.max_rebuilds) {
     tracked.id = builds->front().id;
     return FromCloudBuild(desired, tracked, builds->front());
   }
-  tracked.rebuilds = rebuilt;
   return StartCloudBuild(desired, tracked);
 }
 

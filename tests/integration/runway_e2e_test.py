@@ -244,6 +244,7 @@ class Scenario:
         self.processes = []  # every `runway run` started: (proc, stderr path)
         self.outputs = []    # (label, stdout, stderr) of finished runway commands
         self.run_count = 0
+        self.run_env = None  # the environment of `runway run` (None: this process's)
 
     def __enter__(self):
         self.emulator.start()
@@ -298,7 +299,8 @@ class Scenario:
         stderr_path = os.path.join(self.work, f"run-{self.run_count}.stderr")
         argv = self.runway_argv("run", *args, log_level=log_level)
         with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    env=self.run_env)
         self.processes.append((proc, stderr_path))
         return proc, stderr_path
 
