@@ -30,7 +30,8 @@ pids+=($!)
 for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 api="http://127.0.0.1:$(cat "$work/port")"
 cp -r manifests/examples "$work/manifests"
-flags=(--cloudrun-endpoint "$api/" --state-dir "$work/status" --poll-interval 100ms)
+endpoints=(--cloudrun-endpoint "$api/" --cloudbuild-endpoint "$api/")
+flags=("${endpoints[@]}" --state-dir "$work/status" --poll-interval 100ms)
 backend="$api/v2/projects/netra-staging/locations/us-central1/services/netra-backend-staging"
 cat >"$work/show.py" <<'PY'
 import json, sys
@@ -45,18 +46,21 @@ echo "Before: the emulator serves what was deployed by hand."
 show
 echo
 echo "\$ runway plan manifests/   # what would change; writes nothing"
-build/bin/runway plan "$work/manifests" "${flags[@]}" || echo "(exit $?: 2 = changes pending)"
+build/bin/runway plan "$work/manifests" "${endpoints[@]}" || echo "(exit $?: 2 = changes pending)"
 echo
-echo "\$ runway apply manifests/  # dark deploy, wait for Ready, then one traffic write"
+echo "\$ runway apply manifests/  # build what needs building, dark deploy, wait, promote"
+echo "  (the worker builds with podman if its service answers; podman is installed here but its"
+echo "   service is not running: the incident. Runway says so, and builds in Cloud Build instead)"
 build/bin/runway --log-level warn apply "$work/manifests" "${flags[@]}" \
-  || echo "(exit $?: the two manifests that build from source need builds, not in this version)"
+  || echo "(exit $?: something did not converge)"
 show
 echo
 echo "\$ runway status"
 build/bin/runway status --state-dir "$work/status"
 echo
 echo "Now the controller runs, and the backend manifest gets a new image digest:"
-build/bin/runway --log-level warn run "$work/manifests" "${flags[@]}" --resync 1m &
+build/bin/runway --log-level warn run "$work/manifests" "${flags[@]}" --resync 1m \
+  --http-address 127.0.0.1:0 --http-port-file "$work/http.port" &
 pids+=($!)
 sleep 1
 new="gcr.io/netra-staging/netra-backend-staging@sha256:$(printf 'b%.0s' {1..64})"
@@ -80,3 +84,8 @@ for _ in $(seq 1 100); do
 done
 echo "requests the emulator saw: $(curl -fsS "$api/_emulator/counters" | python3 -c \
   'import json,sys; c=json.load(sys.stdin); print(c["reads"], "reads,", c["writes"], "writes")')"
+for _ in $(seq 1 100); do [[ -s "$work/http.port" ]] && break; sleep 0.05; done
+echo
+echo "\$ curl /metrics | grep -E 'runway_(builds|connect_failures)_total'   # what an SRE alerts on"
+curl -fsS "http://127.0.0.1:$(cat "$work/http.port")/metrics" |
+  grep -E '^runway_(builds|connect_failures)_total' || echo "  (no build or connect failure yet)"

@@ -234,8 +234,14 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
                    decision.step == Step::kWaitCloudRun || decision.step == Step::kBuildImage;
     changes = changes || pending;
     item["step"] = StepName(decision.step);
-    item["revision"] = decision.revision;
+    // A revision's name hashes its image: not known before the build.
+    const bool needs_build = decision.step == Step::kBuildImage;
+    const std::string revision = needs_build ? "(named after the built digest)" : decision.revision;
+    item["revision"] = needs_build ? "" : decision.revision;
     item["trafficBefore"] = TrafficJson(decision.live_traffic);
+    if (needs_build) {
+      decision.desired_traffic = ResolveTraffic(desired.traffic, "(built revision)");
+    }
     item["trafficAfter"] = TrafficJson(decision.desired_traffic);
     item["message"] = decision.message;
     std::string symbol = !pending ? "=" : (decision.step == Step::kCreate ? "+" : "~");
@@ -248,7 +254,7 @@ int RunPlan(const ControllerFlags& flags, std::ostream& out, std::ostream& err) 
            << " (deployed dark, tag candidate)\n";
     } else if (!live) {
       text << "    image:    " << desired.image.value_or("(build)") << "\n";
-      text << "    revision: " << decision.revision << "\n";
+      text << "    revision: " << revision << "\n";
     }
     text << "    traffic:  " << DescribeTraffic(decision.live_traffic) << " -> "
          << DescribeTraffic(decision.desired_traffic) << "\n";
@@ -587,6 +593,7 @@ int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err
   std::vector<Check> checks;
   bool any_local = false, any_build = false;
   std::set<std::pair<std::string, std::string>> regions;
+  std::set<std::string> build_projects;  // projects whose manifests may build in Cloud Build
   if (!EmbeddedSchema()) {
     checks.push_back({"manifests", "fail", "the compiled-in CRD schema does not load"});
   } else if (!flags.paths.empty()) {
@@ -602,6 +609,9 @@ int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err
         if (desired.build) {
           any_build = true;
           any_local = any_local || desired.build->builder == Builder::kLocal;
+          if (desired.build->builder != Builder::kLocal) {
+            build_projects.insert(desired.target.project);
+          }
         }
       }
       checks.push_back(
@@ -651,6 +661,17 @@ int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err
                             ? absl::StrCat(flags.cloud_run.endpoint, ": services.list answers (",
                                            page->services.size(), " on the first page)")
                             : std::string(page.status().message())});
+    }
+    // Needed when a manifest builds with cloudBuild, or with auto and no engine answering.
+    for (const std::string& project : build_projects) {
+      absl::StatusOr<std::vector<BuildState>> builds =
+          (*access)->cloud_build->ListBuildsByTag(project, "runway");
+      checks.push_back(
+          {absl::StrCat("cloud build ", project), builds.ok() ? "ok" : "fail",
+           builds.ok() ? absl::StrCat(flags.cloud_run.cloudbuild_endpoint,
+                                      ": builds.list answers (", builds->size(),
+                                      " builds tagged runway)")
+                       : std::string(builds.status().message())});
     }
   }
 

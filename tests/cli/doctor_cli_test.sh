@@ -6,8 +6,11 @@ RUNWAY="$1"
 EMULATOR="$2"
 WORK="$(mktemp -d)"
 PID=""
+PODMAN_PID=""
 cleanup() {
-  [[ -n "$PID" ]] && { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+  for pid in "$PID" "$PODMAN_PID"; do
+    [[ -n "$pid" ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -65,3 +68,58 @@ set -e
 [[ $code -eq 1 ]] || fail "invalid manifest: exit $code"
 grep -q "\[FAIL\] manifests: 1 valid, 1 invalid" <<<"$out" || fail "invalid manifest line: $out"
 echo "ok: an invalid manifest fails the checklist"
+rm "$WORK/m/bad.yaml"
+
+# Cloud Build: checked for a manifest that builds there; an unreachable endpoint fails.
+cat >"$WORK/m/worker.yaml" <<'YAML'
+apiVersion: runway.dev/v1alpha1
+kind: CloudRunService
+metadata: {name: worker, namespace: demo}
+spec:
+  project: demo-project
+  region: us-central1
+  build:
+    source: {git: {url: "https://github.com/demo/worker", revision: "3f2c1ab9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3"}}
+    repository: us-docker.pkg.dev/demo-project/apps/worker
+    builder: cloudBuild
+  traffic: [{revision: "@new", percent: 100}]
+YAML
+out="$("$RUNWAY" doctor "$WORK/m" --cloudrun-endpoint "$endpoint" --cloudbuild-endpoint "$endpoint")" \
+  || fail "doctor with a Cloud Build manifest failed: $out"
+grep -q "\[ok\]   cloud build demo-project: .*builds.list answers" <<<"$out" \
+  || fail "cloud build line: $out"
+set +e
+out="$("$RUNWAY" doctor "$WORK/m" --cloudrun-endpoint "$endpoint" --api-timeout 1s \
+  --cloudbuild-endpoint "http://127.0.0.1:1/")"
+code=$?
+set -e
+[[ $code -eq 1 ]] || fail "unreachable Cloud Build: exit $code"
+grep -q "\[FAIL\] cloud build demo-project: builds.list.*refused" <<<"$out" \
+  || fail "unreachable cloud build line: $out"
+echo "ok: Cloud Build is checked for a manifest that builds there; unreachable fails"
+
+# The other state of the engine: the real Podman API service up.
+if ! command -v podman >/dev/null 2>&1; then
+  echo "SKIP: podman is not installed (scripts/install-deps.sh installs it): engine-up not checked"
+  exit 0
+fi
+mkdir -p "$WORK/podman-tmp"
+printf '[storage]\ndriver = "vfs"\ngraphroot = "%s"\nrunroot = "%s"\n' "$WORK/podman-root" \
+  "$WORK/podman-run" >"$WORK/storage.conf"
+printf '[engine]\ntmp_dir = "%s"\nevents_logger = "none"\n' "$WORK/podman-tmp" >"$WORK/containers.conf"
+CONTAINERS_STORAGE_CONF="$WORK/storage.conf" CONTAINERS_CONF="$WORK/containers.conf" \
+  TMPDIR="$WORK/podman-tmp" podman --log-level=error system service --time=0 \
+  "unix://$WORK/live.sock" 2>"$WORK/podman.log" &
+PODMAN_PID=$!
+for _ in $(seq 1 600); do
+  curl -fsS --unix-socket "$WORK/live.sock" http://d/_ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+out="$(CONTAINER_HOST="unix://$WORK/live.sock" "$RUNWAY" doctor "$WORK/m" --runtime podman \
+  --cloudrun-endpoint "$endpoint" --cloudbuild-endpoint "$endpoint")" \
+  || fail "doctor failed with podman up: $out"
+grep -q "\[ok\]   engine podman unix://$WORK/live.sock: ok" <<<"$out" || fail "engine up line: $out"
+grep -q "\[ok\]   container engine: local builds use podman at unix://$WORK/live.sock" <<<"$out" \
+  || fail "chosen engine line: $out"
+echo "ok: with the real Podman service up, doctor reports it ok and chooses it"
+
