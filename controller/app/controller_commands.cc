@@ -666,12 +666,11 @@ int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err
     for (const std::string& project : build_projects) {
       absl::StatusOr<std::vector<BuildState>> builds =
           (*access)->cloud_build->ListBuildsByTag(project, "runway");
-      checks.push_back(
-          {absl::StrCat("cloud build ", project), builds.ok() ? "ok" : "fail",
-           builds.ok() ? absl::StrCat(flags.cloud_run.cloudbuild_endpoint,
-                                      ": builds.list answers (", builds->size(),
-                                      " builds tagged runway)")
-                       : std::string(builds.status().message())});
+      checks.push_back({absl::StrCat("cloud build ", project), builds.ok() ? "ok" : "fail",
+                        builds.ok() ? absl::StrCat(flags.cloud_run.cloudbuild_endpoint,
+                                                   ": builds.list answers (", builds->size(),
+                                                   " builds tagged runway)")
+                                    : std::string(builds.status().message())});
     }
   }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "controller/adapters/cloud_build_rest_client.h"
 #include "controller/adapters/cloud_run_rest_client.h"
 #include "controller/adapters/cpprest_http_transport.h"
 #include "controller/adapters/system_clock.h"
@@ -317,6 +318,108 @@ TEST_F(CloudRunEmulatorTest, TransportReportsRefusedAndMalformed) {
   request.url = "ftp://127.0.0.1/x";
   EXPECT_THAT(transport.Send(request).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "malformed URL"));
+}
+
+// ---- Cloud Build ------------------------------------------------------------------------------
+
+class CloudBuildEmulatorTest : public CloudRunEmulatorTest {
+ protected:
+  CloudBuildRestClient& Builds() {
+    if (builds_ == nullptr) {
+      CloudBuildRestClientOptions options;
+      options.endpoint = base_ + "/";
+      options.call_timeout = absl::Seconds(10);
+      options.initial_backoff = absl::Milliseconds(20);
+      options.max_backoff = absl::Milliseconds(200);
+      options.observer = [this](const ApiCall& call) {
+        absl::MutexLock lock(&calls_mutex_);
+        calls_.push_back(call);
+      };
+      builds_ = std::make_unique<CloudBuildRestClient>(&transport_, &tokens_, &clock_, &sleeper_,
+                                                       options);
+    }
+    return *builds_;
+  }
+  static BuildRequest Request(const std::string& tag) {
+    BuildRequest request;
+    request.project = kProject;
+    request.git = GitSource{"https://github.com/demo/api", std::string(40, 'a'), "svc"};
+    request.image = "us-docker.pkg.dev/demo/apps/api:" + tag;
+    request.tags = {"runway", "svc-api", tag};
+    request.timeout = absl::Minutes(5);
+    return request;
+  }
+  int CreateCalls() {
+    absl::MutexLock lock(&calls_mutex_);
+    int n = 0;
+    for (const ApiCall& call : calls_) n += call.method == "builds.create";
+    return n;
+  }
+  std::unique_ptr<CloudBuildRestClient> builds_;
+};
+
+TEST_F(CloudBuildEmulatorTest, CreatesPollsAndFindsBuildsByTag) {
+  Admin("POST", "/_emulator/config", R"({"buildQueue":"0s","buildWork":"0s"})");
+  absl::StatusOr<BuildState> created = Builds().CreateBuild(Request("src-1111"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_FALSE(created->id.empty());
+  EXPECT_FALSE(created->log_url.empty());
+  absl::StatusOr<BuildState> done = Builds().GetBuild(kProject, created->id);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->status, "SUCCESS");
+  EXPECT_TRUE(done->Terminal());
+  EXPECT_EQ(done->image_digest.rfind("sha256:", 0), 0u) << done->image_digest;
+  EXPECT_TRUE(done->create_time.has_value() && done->finish_time.has_value());
+  ASSERT_TRUE(Builds().CreateBuild(Request("src-2222")).ok());
+  absl::StatusOr<std::vector<BuildState>> tagged = Builds().ListBuildsByTag(kProject, "src-1111");
+  ASSERT_TRUE(tagged.ok()) << tagged.status();
+  ASSERT_THAT(*tagged, SizeIs(1));
+  EXPECT_EQ((*tagged)[0].id, created->id);
+  EXPECT_EQ((*tagged)[0].image_digest, done->image_digest);
+  absl::StatusOr<std::vector<BuildState>> none = Builds().ListBuildsByTag(kProject, "src-none");
+  ASSERT_TRUE(none.ok());
+  EXPECT_THAT(*none, SizeIs(0));
+}
+
+TEST_F(CloudBuildEmulatorTest, FailureCarriesFailureInfoAndLogUrl) {
+  Admin("POST", "/_emulator/config", R"({"buildQueue":"0s","buildWork":"0s"})");
+  Admin("POST", "/_emulator/build-rules",
+        R"({"source":"*","outcome":"FAILURE","failureType":"USER_BUILD_STEP",)"
+        R"("failureDetail":"step 0 exited 1"})");
+  absl::StatusOr<BuildState> created = Builds().CreateBuild(Request("src-3333"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  absl::StatusOr<BuildState> failed = Builds().GetBuild(kProject, created->id);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_EQ(failed->status, "FAILURE");
+  EXPECT_EQ(failed->failure_type, "USER_BUILD_STEP");
+  EXPECT_EQ(failed->failure_detail, "step 0 exited 1");
+  EXPECT_TRUE(failed->image_digest.empty());
+}
+
+TEST_F(CloudBuildEmulatorTest, CreateIsSentOnceButReadsAreRetried) {
+  Admin("POST", "/_emulator/faults",
+        R"({"method":"POST","path":"/v1/*/builds","count":1,"action":"error","code":503})");
+  absl::StatusOr<BuildState> refused = Builds().CreateBuild(Request("src-4444"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("builds.create"));
+  EXPECT_EQ(CreateCalls(), 1) << "a create is never retried blindly";
+  absl::StatusOr<BuildState> created = Builds().CreateBuild(Request("src-4444"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  Admin("POST", "/_emulator/faults",
+        R"({"method":"GET","path":"/v1/*/builds/*","count":2,"action":"error","code":503})");
+  absl::StatusOr<BuildState> read = Builds().GetBuild(kProject, created->id);
+  EXPECT_TRUE(read.ok()) << read.status();
+}
+
+TEST_F(CloudBuildEmulatorTest, RefusedConnectionsAreReportedAsConnectFailures) {
+  server_->Stop();
+  server_.reset();
+  absl::StatusOr<BuildState> read = Builds().GetBuild(kProject, "x");
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kUnavailable) << read.status();
+  std::vector<ApiCall> calls = Calls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back().connect_failure, "refused");
+  EXPECT_EQ(calls.back().http_status, 0);
 }
 
 }  // namespace

@@ -337,6 +337,11 @@ class Builds:
             expect(all(v >= 1 for v in got.values()),
                    "incident: connect failures counted: podman refused, docker timeout (a socket "
                    "that never answers), podman socket-missing", got)
+            if not os.path.exists("/var/run/docker.sock"):
+                expect(sample(text, "runway_connect_failures_total", target="docker",
+                              reason="socket-missing") >= 1,
+                       "incident: the Docker CLI with no daemon (no /var/run/docker.sock) counts "
+                       "as docker/socket-missing")
             item = status_item(sc)
             expect(item["image"]["build"]["builder"] == "cloudBuild",
                    "incident: status says the image came from Cloud Build", item.get("image"))
