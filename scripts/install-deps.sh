@@ -13,7 +13,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates
   libcpprest-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libyaml-cpp-dev libcli11-dev libssl-dev libboost-dev
-  libabsl-dev libcurl4-openssl-dev clang-format python3 python3-yaml time podman docker-registry
+  libabsl-dev libcurl4-openssl-dev clang-format python3 python3-yaml time podman docker-registry prometheus
 )
 
 missing=()

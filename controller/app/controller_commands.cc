@@ -26,6 +26,7 @@
 #include "controller/adapters/engine_probe.h"
 #include "controller/adapters/file_manifest_source.h"
 #include "controller/adapters/file_status_store.h"
+#include "controller/adapters/http_endpoint.h"
 #include "controller/adapters/manifest_schema.h"
 #include "controller/adapters/system_clock.h"
 #include "controller/adapters/token_source.h"
@@ -35,7 +36,6 @@
 #include "controller/core/reconcile_decision.h"
 #include "controller/observability/prometheus_metrics.h"
 #include "nlohmann/json.hpp"
-#include "prometheus/exposer.h"
 #include "spdlog/spdlog.h"
 
 namespace runway {
@@ -108,30 +108,143 @@ absl::StatusOr<std::unique_ptr<CloudRunAccess>> ConnectCloudRun(
   return access;
 }
 
-// Metrics and, with --http-address, the HTTP endpoint that serves them.
-struct Observability {
+// `runway status -o json` and /api/v1/services: every stored status.
+Json StatusesJson(const std::vector<std::pair<ObjectKey, ServiceStatus>>& statuses) {
+  Json services = Json::array();
+  for (const auto& [key, status] : statuses) {
+    Json conditions = Json::array();
+    for (const Condition& c : status.conditions) {
+      conditions.push_back({{"type", c.type},
+                            {"status", c.status},
+                            {"reason", c.reason},
+                            {"message", c.message},
+                            {"lastTransitionTime", absl::FormatTime(c.last_transition_time)}});
+    }
+    Json traffic = Json::array();
+    for (const TrafficTarget& t : status.traffic) {
+      traffic.push_back({{"revision", t.revision}, {"percent", t.percent}, {"tag", t.tag}});
+    }
+    Json service = {{"key", key.ToString()},
+                    {"observedGeneration", status.observed_generation},
+                    {"revision", status.revision},
+                    {"traffic", traffic},
+                    {"conditions", conditions}};
+    if (status.image) {
+      service["image"] = {{"digest", status.image->digest},
+                          {"build",
+                           {{"id", status.image->build_id},
+                            {"logUrl", status.image->log_url},
+                            {"builder", status.image->builder}}}};
+    }
+    services.push_back(std::move(service));
+  }
+  return Json({{"services", services}});
+}
+
+// Metrics and, with --http-address, the HTTP endpoint: /metrics, /healthz, /readyz and
+// /api/v1/services (docs/observability.md).
+class Observability {
+ public:
+  explicit Observability(const std::string& state_dir)
+      : metrics(RUNWAY_VERSION, &clock_), state_dir_(state_dir) {}
+  ~Observability() {
+    if (http_) http_->Stop();
+  }
+
+  absl::Status Serve(const ControllerFlags& flags) {
+    if (flags.http_address.empty()) return absl::OkStatus();
+    http_ =
+        std::make_unique<HttpEndpoint>([this](const std::string& path) { return Handle(path); });
+    if (absl::Status started = http_->Start(flags.http_address); !started.ok()) {
+      http_.reset();
+      if (flags.http_address_is_default) {
+        SPDLOG_WARN("not serving /metrics: {}; pass --http-address to choose another address",
+                    std::string(started.message()));
+        return absl::OkStatus();
+      }
+      return absl::Status(started.code(), absl::StrCat("--http-address: ", started.message()));
+    }
+    SPDLOG_INFO("serving /metrics, /healthz, /readyz and /api/v1/services on {} (port {})",
+                flags.http_address, http_->port());
+    if (!flags.http_port_file.empty()) {
+      std::ofstream(flags.http_port_file) << http_->port() << "\n";
+    }
+    return absl::OkStatus();
+  }
+
+  // Binds the controller for health, readiness and gauges; Unbind() before it is destroyed.
+  void Bind(Controller* controller) {
+    {
+      absl::MutexLock lock(&mutex_);
+      controller_ = controller;
+    }
+    metrics.SetGaugeSource([controller] { return controller->Observe(); });
+  }
+  void Unbind() {
+    metrics.SetGaugeSource(nullptr);
+    absl::MutexLock lock(&mutex_);
+    controller_ = nullptr;
+  }
+
   PrometheusMetrics metrics;
-  std::unique_ptr<prometheus::Exposer> exposer;
+
+ private:
+  HttpEndpointResponse Handle(const std::string& path) {
+    HttpEndpointResponse response;
+    if (path == "/metrics") {
+      response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      response.body = metrics.Serialize();
+      return response;
+    }
+    if (path == "/healthz" || path == "/readyz") {
+      std::string problem;
+      {
+        absl::MutexLock lock(&mutex_);
+        problem = controller_ == nullptr ? "starting"
+                  : path == "/healthz"   ? controller_->NotHealthyReason()
+                                         : controller_->NotReadyReason();
+      }
+      response.status = problem.empty() ? 200 : 503;
+      response.body = problem.empty() ? "ok\n" : problem + "\n";
+      return response;
+    }
+    if (path == "/api/v1/services") {
+      FileStatusStore store(state_dir_, &clock_);
+      absl::StatusOr<StoredStatuses> stored = store.LoadAll();
+      response.content_type = "application/json";
+      if (!stored.ok()) {
+        response.status = 503;
+        response.body = Json({{"error", std::string(stored.status().message())}}).dump();
+        return response;
+      }
+      response.body = StatusesJson(stored->statuses).dump(2);
+      return response;
+    }
+    response.status = 404;
+    response.body = "not found; try /metrics, /healthz, /readyz or /api/v1/services\n";
+    return response;
+  }
+
+  SystemClock clock_;
+  const std::string state_dir_;
+  std::unique_ptr<HttpEndpoint> http_;
+  absl::Mutex mutex_;
+  Controller* controller_ ABSL_GUARDED_BY(mutex_) = nullptr;
 };
 
-absl::Status ServeMetrics(const ControllerFlags& flags, Observability& observability) {
-  if (flags.http_address.empty()) return absl::OkStatus();
-  try {
-    observability.exposer = std::make_unique<prometheus::Exposer>(flags.http_address);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("--http-address ", flags.http_address,
-                                               ": cannot listen (", e.what(),
-                                               "); pick a free port, or 127.0.0.1:0 for any"));
+// Unbinds the controller from Observability when it goes out of scope (declare it after the
+// controller, so it is destroyed first).
+class ObservabilityBinding {
+ public:
+  ObservabilityBinding(Observability& observability, Controller& controller)
+      : observability_(observability) {
+    observability_.Bind(&controller);
   }
-  observability.exposer->RegisterCollectable(observability.metrics.registry());
-  std::vector<int> ports = observability.exposer->GetListeningPorts();
-  const int port = ports.empty() ? 0 : ports.front();
-  SPDLOG_INFO("serving /metrics on {} (port {})", flags.http_address, port);
-  if (!flags.http_port_file.empty()) {
-    std::ofstream(flags.http_port_file) << port << "\n";
-  }
-  return absl::OkStatus();
-}
+  ~ObservabilityBinding() { observability_.Unbind(); }
+
+ private:
+  Observability& observability_;
+};
 
 // What turns spec.build into an image: the engine probe, the local builder and ImageBuilds.
 struct Builders {
@@ -299,7 +412,7 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     err << "runway apply: " << (!poll.ok() ? poll.status() : timeout.status()).message() << "\n";
     return kExitUsage;
   }
-  Observability observability;
+  Observability observability(flags.state_dir);
   absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
       ConnectCloudRun(flags.cloud_run, &observability.metrics);
   if (!access.ok()) {
@@ -312,7 +425,7 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     err << "runway apply: " << builders.status().message() << "\n";
     return kExitUsage;
   }
-  if (absl::Status served = ServeMetrics(flags, observability); !served.ok()) {
+  if (absl::Status served = observability.Serve(flags); !served.ok()) {
     err << "runway apply: " << served.message() << "\n";
     return kExitUsage;
   }
@@ -334,7 +447,8 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
   options.workers = flags.workers;
   options.reconciler.poll_interval = *poll;
   Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
-                        (*builders)->builds.get());
+                        (*builders)->builds.get(), &observability.metrics);
+  ObservabilityBinding bound(observability, controller);
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway apply: " << refreshed.message() << "\n";
     return kExitInvalid;
@@ -425,7 +539,7 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
       return kExitUsage;
     }
   }
-  Observability observability;
+  Observability observability(flags.state_dir);
   absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
       ConnectCloudRun(flags.cloud_run, &observability.metrics);
   if (!access.ok()) {
@@ -438,7 +552,7 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
     err << "runway run: " << builders.status().message() << "\n";
     return kExitUsage;
   }
-  if (absl::Status served = ServeMetrics(flags, observability); !served.ok()) {
+  if (absl::Status served = observability.Serve(flags); !served.ok()) {
     err << "runway run: " << served.message() << "\n";
     return kExitUsage;
   }
@@ -461,7 +575,8 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
   options.initial_resync = true;
   options.reconciler.poll_interval = *poll;
   Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
-                        (*builders)->builds.get());
+                        (*builders)->builds.get(), &observability.metrics);
+  ObservabilityBinding bound(observability, controller);
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway run: " << refreshed.message() << "\n";
     return kExitInvalid;
@@ -512,35 +627,7 @@ int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err
     err << "runway status: skipped " << warning << "\n";
   const auto* loaded = &stored->statuses;
   if (flags.output == "json") {
-    Json services = Json::array();
-    for (const auto& [key, status] : *loaded) {
-      Json conditions = Json::array();
-      for (const Condition& c : status.conditions) {
-        conditions.push_back({{"type", c.type},
-                              {"status", c.status},
-                              {"reason", c.reason},
-                              {"message", c.message},
-                              {"lastTransitionTime", absl::FormatTime(c.last_transition_time)}});
-      }
-      Json traffic = Json::array();
-      for (const TrafficTarget& t : status.traffic) {
-        traffic.push_back({{"revision", t.revision}, {"percent", t.percent}, {"tag", t.tag}});
-      }
-      Json service = {{"key", key.ToString()},
-                      {"observedGeneration", status.observed_generation},
-                      {"revision", status.revision},
-                      {"traffic", traffic},
-                      {"conditions", conditions}};
-      if (status.image) {
-        service["image"] = {{"digest", status.image->digest},
-                            {"build",
-                             {{"id", status.image->build_id},
-                              {"logUrl", status.image->log_url},
-                              {"builder", status.image->builder}}}};
-      }
-      services.push_back(std::move(service));
-    }
-    out << Json({{"services", services}}).dump(2) << "\n";
+    out << StatusesJson(*loaded).dump(2) << "\n";
     return kExitOk;
   }
   struct Row {

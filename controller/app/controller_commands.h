@@ -33,12 +33,15 @@ struct ControllerFlags {
   std::string shutdown_timeout = "30s";  // run: in-flight work gets this long after SIGTERM
   std::string runtime = "auto";          // doctor: auto | docker | podman; run/apply: override
   std::string http_address;              // run/apply: /metrics here when set
+  bool http_address_is_default = false;  // not given: a busy port is a warning, not an error
   std::string http_port_file;            // the bound port is written here (for port 0)
   bool insecure_registry = false;        // local builds push over plain HTTP
 };
 
 // Exit codes of plan: 0 nothing would change, 2 something would, 1 error (terraform's
 // -detailed-exitcode).
+inline constexpr char kDefaultHttpAddress[] = "127.0.0.1:9464";
+
 inline constexpr int kPlanNoChanges = 0;
 inline constexpr int kPlanError = 1;
 inline constexpr int kPlanChanges = 2;

@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
     cmd->add_flag("--insecure-registry", flags.insecure_registry,
                   "Local builds push over plain HTTP (a registry on loopback)");
     cmd->add_option("--http-address", flags.http_address,
-                    "Serve /metrics here, e.g. 127.0.0.1:9464 (127.0.0.1:0: any free port)");
+                    "Serve /metrics, /healthz, /readyz, /api/v1/services here (run: default "
+                    "127.0.0.1:9464; 127.0.0.1:0: any free port)");
     cmd->add_option("--http-port-file", flags.http_port_file,
                     "Write the port --http-address bound to into this file");
   }
@@ -135,7 +136,14 @@ int main(int argc, char** argv) {
   if (validate_cmd->parsed()) return runway::RunValidate(validate, std::cout, std::cerr);
   if (plan_cmd->parsed()) return runway::RunPlan(flags, std::cout, std::cerr);
   if (apply_cmd->parsed()) return runway::RunApply(flags, std::cout, std::cerr);
-  if (run_cmd->parsed()) return runway::RunController(flags, std::cerr);
+  if (run_cmd->parsed()) {
+    // The controller serves /metrics and the probes by default (file mode: loopback only).
+    if (flags.http_address.empty()) {
+      flags.http_address = runway::kDefaultHttpAddress;
+      flags.http_address_is_default = true;
+    }
+    return runway::RunController(flags, std::cerr);
+  }
   if (status_cmd->parsed()) return runway::RunStatus(flags, std::cout, std::cerr);
   if (doctor_cmd->parsed()) return runway::RunDoctor(flags, std::cout, std::cerr);
   if (version_cmd->parsed()) {

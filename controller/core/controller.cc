@@ -9,15 +9,34 @@
 
 namespace runway {
 
+namespace {
+
+NoMetrics* NoMetricsInstance() {
+  static auto* none = new NoMetrics();
+  return none;
+}
+
+WorkQueueOptions WithLatencyMetric(WorkQueueOptions options, Metrics* metrics) {
+  options.on_queue_latency = [metrics](absl::Duration waited) {
+    metrics->QueueWaited(absl::ToDoubleSeconds(waited));
+  };
+  return options;
+}
+
+}  // namespace
+
 Controller::Controller(Options options, ManifestSource* source, CloudRunClient* cloud_run,
-                       StatusReporter* status, const Clock* clock, ImageBuilds* builds)
+                       StatusReporter* status, const Clock* clock, ImageBuilds* builds,
+                       Metrics* metrics)
     : options_(options),
       source_(source),
       cloud_run_(cloud_run),
       clock_(clock),
       builds_(builds),
+      metrics_(metrics != nullptr ? metrics : NoMetricsInstance()),
       reconciler_(cloud_run, status, clock, options.reconciler, builds),
-      queue_(clock, options.queue) {}
+      queue_(clock, WithLatencyMetric(options.queue, metrics_)),
+      last_resync_round_(clock->Now()) {}
 
 Controller::~Controller() {
   if (!Stop(absl::Seconds(30))) {
@@ -48,6 +67,7 @@ absl::Status Controller::Refresh() {
   std::vector<std::string> enqueue;
   {
     absl::MutexLock lock(&mutex_);
+    loaded_ = true;
     // Same bytes as last time: nothing to add, change, report or forget.
     if (!snapshot->version.empty() && snapshot->version == applied_version_) {
       return absl::OkStatus();
@@ -151,6 +171,10 @@ absl::Status Controller::Resync() {
     }
   }
   for (const std::string& key : enqueue) queue_.Add(key);
+  if (result.ok()) {
+    absl::MutexLock lock(&mutex_);
+    last_sync_ = clock_->Now();
+  }
   return result;
 }
 
@@ -197,12 +221,21 @@ bool Controller::ProcessNext() {
   spdlog::log(log_level, "reconcile {} generation={} step={} result={} writes={} took={}ms: {}",
               *key, desired->generation, StepName(outcome.step), OutcomeName(outcome.kind),
               outcome.writes, absl::ToInt64Milliseconds(took), outcome.message);
+  metrics_->ReconcileFinished(OutcomeName(outcome.kind), absl::ToDoubleSeconds(took));
+  if (outcome.kind == ReconcileOutcome::Kind::kTransientError) metrics_->Retried();
   {
     absl::MutexLock lock(&mutex_);
     in_flight_.erase(*key);
     auto managed = managed_.find(*key);
     if (managed != managed_.end()) {
       ServiceState& state = states_[*key];
+      // Drift counts once per change: a warn-mode service reports it on every pass.
+      if (outcome.step == Step::kCorrectDrift && outcome.writes > 0) {
+        metrics_->DriftDetected();
+        metrics_->DriftCorrected();
+      } else if (outcome.step == Step::kReportDrift && state.outcome.step != Step::kReportDrift) {
+        metrics_->DriftDetected();
+      }
       state.outcome = outcome;
       ++state.passes;
       state.writes += outcome.writes;
@@ -266,10 +299,15 @@ void Controller::ResyncLoop() {
     OpenGate();
     absl::MutexLock lock(&mutex_);
     resyncing_ = false;
+    last_resync_round_ = clock_->Now();
   }
 }
 
 void Controller::Start() {
+  {
+    absl::MutexLock lock(&mutex_);
+    last_resync_round_ = clock_->Now();
+  }
   if (!options_.initial_resync) OpenGate();
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
@@ -327,6 +365,59 @@ std::map<std::string, Controller::ServiceState> Controller::States() const {
 size_t Controller::ManagedCount() const {
   absl::MutexLock lock(&mutex_);
   return managed_.size();
+}
+
+Controller::Gauges Controller::Observe() const {
+  Gauges gauges;
+  gauges.queue = queue_.Depth();
+  absl::MutexLock lock(&mutex_);
+  gauges.managed = static_cast<int64_t>(managed_.size());
+  gauges.last_sync = last_sync_;
+  for (const char* condition : {"Ready", "Reconciling", "Stalled"}) {
+    gauges.services_by_condition[condition] = 0;
+  }
+  for (const auto& [key, managed] : managed_) {
+    auto state = states_.find(key);
+    if (state == states_.end()) continue;
+    const ReconcileOutcome& outcome = state->second.outcome;
+    switch (outcome.kind) {
+      case ReconcileOutcome::Kind::kConverged:
+        if (outcome.step == Step::kConverged) ++gauges.services_by_condition["Ready"];
+        break;
+      case ReconcileOutcome::Kind::kProgressing:
+      case ReconcileOutcome::Kind::kTransientError:
+        ++gauges.services_by_condition["Reconciling"];
+        break;
+      case ReconcileOutcome::Kind::kStalled:
+        ++gauges.services_by_condition["Stalled"];
+        break;
+    }
+    if (outcome.stable_percent >= 0) {
+      gauges.traffic[key] = {outcome.stable_percent, outcome.candidate_percent};
+    }
+  }
+  return gauges;
+}
+
+std::string Controller::NotReadyReason() const {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (stopping_) return "shutting down";
+    if (!loaded_) return "the manifests have not been read yet";
+  }
+  absl::MutexLock lock(&gate_mutex_);
+  if (!gate_open_) return "the first resync with Cloud Run has not finished";
+  return "";
+}
+
+std::string Controller::NotHealthyReason() const {
+  absl::MutexLock lock(&mutex_);
+  if (stopping_) return "shutting down";
+  const absl::Duration since = clock_->Now() - last_resync_round_;
+  if (!resyncing_ && since > 3 * options_.resync + absl::Minutes(1)) {
+    return absl::StrCat("the resync loop has not run for ", absl::FormatDuration(since));
+  }
+  return "";
 }
 
 }  // namespace runway

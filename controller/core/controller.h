@@ -25,6 +25,7 @@
 #include "controller/interfaces/clock.h"
 #include "controller/interfaces/cloud_run_client.h"
 #include "controller/interfaces/manifest_source.h"
+#include "controller/interfaces/metrics.h"
 #include "controller/interfaces/status_reporter.h"
 
 namespace runway {
@@ -48,9 +49,25 @@ class Controller {
     int64_t writes = 0;
   };
 
-  // `builds` may be null: services with spec.build then stall at BuildImage.
+  // Point-in-time values for gauges (runway_workqueue_depth, runway_services, ...), read at
+  // scrape time.
+  struct Gauges {
+    WorkQueueDepth queue;
+    int64_t managed = 0;
+    std::map<std::string, int64_t> services_by_condition;  // Ready, Reconciling, Stalled: True
+    struct Traffic {
+      int stable = 0;
+      int candidate = 0;
+    };
+    std::map<std::string, Traffic> traffic;  // by service key, for services with a live read
+    std::optional<absl::Time> last_sync;     // the last resync that listed every region cleanly
+  };
+
+  // `builds` may be null: services with spec.build then stall at BuildImage. `metrics` may be
+  // null.
   Controller(Options options, ManifestSource* source, CloudRunClient* cloud_run,
-             StatusReporter* status, const Clock* clock, ImageBuilds* builds = nullptr);
+             StatusReporter* status, const Clock* clock, ImageBuilds* builds = nullptr,
+             Metrics* metrics = nullptr);
   ~Controller();
 
   // Reads the manifest source; enqueues services that are new or changed; stops managing services
@@ -74,6 +91,14 @@ class Controller {
   bool Settled() const;
   std::map<std::string, ServiceState> States() const;
   size_t ManagedCount() const;
+  Gauges Observe() const;
+
+  // /readyz: the manifests were read and the first resync finished. Empty when ready, else why
+  // not.
+  std::string NotReadyReason() const;
+  // /healthz: empty while the loop is alive, else why not (stopping, or the resync loop has not
+  // come round for three periods).
+  std::string NotHealthyReason() const;
 
  private:
   struct Managed {
@@ -94,6 +119,7 @@ class Controller {
   CloudRunClient* cloud_run_;
   const Clock* clock_;
   ImageBuilds* builds_;
+  Metrics* metrics_;
   Reconciler reconciler_;
   WorkQueue queue_;
 
@@ -110,12 +136,15 @@ class Controller {
   std::map<std::string, ServiceState> states_ ABSL_GUARDED_BY(mutex_);
   std::set<std::string> in_flight_ ABSL_GUARDED_BY(mutex_);
   bool resyncing_ ABSL_GUARDED_BY(mutex_) = false;  // the resync thread is listing Cloud Run
+  bool loaded_ ABSL_GUARDED_BY(mutex_) = false;     // a Refresh() read the manifests
+  std::optional<absl::Time> last_sync_ ABSL_GUARDED_BY(mutex_);
+  absl::Time last_resync_round_ ABSL_GUARDED_BY(mutex_);  // the resync loop's last iteration
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
 
   // Workers wait for the first resync, so a cold start reads Cloud Run with list calls rather
   // than one GET per service.
   void OpenGate();
-  absl::Mutex gate_mutex_;
+  mutable absl::Mutex gate_mutex_;
   bool gate_open_ ABSL_GUARDED_BY(gate_mutex_) = false;
   std::vector<std::thread> threads_;
   absl::Mutex stop_mutex_;

@@ -193,8 +193,17 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
   return outcome;
 }
 
-void Reconciler::Report(const DesiredService& desired, const ReconcileOutcome& outcome,
+void Reconciler::Report(const DesiredService& desired, ReconcileOutcome& outcome,
                         const std::optional<LiveService>& live) {
+  if (live) {
+    auto candidate = live->annotations.find(kCandidateAnnotation);
+    outcome.stable_percent = outcome.candidate_percent = 0;
+    for (const LiveTrafficTarget& t : live->traffic_statuses) {
+      bool is_candidate = candidate != live->annotations.end() && !t.revision.empty() &&
+                          t.revision == candidate->second;
+      (is_candidate ? outcome.candidate_percent : outcome.stable_percent) += t.percent;
+    }
+  }
   if (!status_) return;
   absl::Time now = clock_->Now();
   int64_t generation = desired.generation;

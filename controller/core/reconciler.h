@@ -35,6 +35,10 @@ struct ReconcileOutcome {
   std::string revision;  // the desired revision name
   std::string reason;    // CamelCase reason of a stalled outcome (PermissionDenied, ...)
   std::optional<ImageResolution> build;  // for spec.build: how far the image is
+  // Percent of live traffic on the candidate revision (runway.dev/candidate) and on the others;
+  // -1 when there was no live read.
+  int stable_percent = -1;
+  int candidate_percent = -1;
 };
 
 const char* OutcomeName(ReconcileOutcome::Kind kind);
@@ -59,7 +63,8 @@ class Reconciler {
   void ReportInvalid(const ObjectKey& key, int64_t generation, const std::string& message);
 
  private:
-  void Report(const DesiredService& desired, const ReconcileOutcome& outcome,
+  // Publishes the status and fills the outcome's traffic percents from `live`.
+  void Report(const DesiredService& desired, ReconcileOutcome& outcome,
               const std::optional<LiveService>& live);
 
   // Resolves spec.build: `built` is `desired` with the image once the build is ready; the

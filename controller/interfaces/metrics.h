@@ -30,6 +30,18 @@ class Metrics {
   // A connection to `target` failed; `reason` is refused, timeout, socket-missing,
   // permission-denied, not-installed, bad-response, tls, dns or reset.
   virtual void ConnectFailed(const std::string& target, const std::string& reason) = 0;
+
+  // One reconcile pass ended; `result` is converged, progressing, error or stalled.
+  virtual void ReconcileFinished(const std::string& result, double seconds) = 0;
+  // A ready key waited this long for a worker.
+  virtual void QueueWaited(double seconds) = 0;
+  // A key was put back with backoff after an error.
+  virtual void Retried() = 0;
+  // Live traffic was found changed out of band (once per change), or was restored.
+  virtual void DriftDetected() = 0;
+  virtual void DriftCorrected() = 0;
+  // An automatic rollback happened; `reason` is CamelCase.
+  virtual void RolledBack(const std::string& reason) = 0;
 };
 
 // Counts nothing: for plan mode and tests that do not look at metrics.
@@ -38,6 +50,12 @@ class NoMetrics : public Metrics {
   void BuildFinished(const std::string&, const std::string&, double) override {}
   void BuildFailed(const std::string&, const std::string&) override {}
   void ConnectFailed(const std::string&, const std::string&) override {}
+  void ReconcileFinished(const std::string&, double) override {}
+  void QueueWaited(double) override {}
+  void Retried() override {}
+  void DriftDetected() override {}
+  void DriftCorrected() override {}
+  void RolledBack(const std::string&) override {}
 };
 
 }  // namespace runway

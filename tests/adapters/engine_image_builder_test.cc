@@ -220,10 +220,8 @@ class Child {
   pid_t pid_ = -1;
 };
 
-class RecordingMetrics : public Metrics {
+class RecordingMetrics : public NoMetrics {
  public:
-  void BuildFinished(const std::string&, const std::string&, double) override {}
-  void BuildFailed(const std::string&, const std::string&) override {}
   void ConnectFailed(const std::string& target, const std::string& reason) override {
     std::lock_guard<std::mutex> lock(mutex_);
     connect_failures_.emplace_back(target, reason);

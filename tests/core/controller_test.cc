@@ -5,11 +5,14 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_builds.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_cloud_run.h"
 
 namespace runway {
 namespace {
+
+using ::testing::HasSubstr;
 
 class FakeSource : public ManifestSource {
  public:
@@ -173,6 +176,52 @@ TEST_F(ControllerTest, InvalidManifestsAreReportedStalled) {
   EXPECT_THAT(status_.last["team/bad"].conditions[0].message,
               testing::HasSubstr("percents sum to 90"));
   EXPECT_EQ(cloud_run_.writes, 0);
+}
+
+TEST_F(ControllerTest, ReportsMetricsGaugesHealthAndReadiness) {
+  RecordingMetrics metrics;
+  source_.snapshot.services = {Service("a", '1')};
+  auto controller = std::make_unique<Controller>(options_, &source_, &cloud_run_, &status_, &clock_,
+                                                 nullptr, &metrics);
+  EXPECT_THAT(controller->NotReadyReason(), HasSubstr("manifests"));
+  ASSERT_TRUE(controller->Refresh().ok());
+  EXPECT_THAT(controller->NotReadyReason(), HasSubstr("first resync"));
+  cloud_run_.FailNext(absl::UnavailableError("503"));
+  ASSERT_TRUE(controller->ProcessNext());
+  EXPECT_EQ(metrics.Count("reconcile error"), 1);
+  EXPECT_EQ(metrics.Count("retried"), 1);
+  EXPECT_EQ(controller->Observe().services_by_condition["Reconciling"], 1);
+  clock_.Advance(absl::Seconds(1));
+  Drain(*controller);
+  EXPECT_GE(metrics.Count("reconcile converged"), 1);
+  EXPECT_GE(metrics.Count("queue waited"), 2);
+  ASSERT_TRUE(controller->Resync().ok());
+  Drain(*controller);
+  Controller::Gauges gauges = controller->Observe();
+  EXPECT_EQ(gauges.managed, 1);
+  EXPECT_EQ(gauges.services_by_condition["Ready"], 1);
+  EXPECT_EQ(gauges.services_by_condition["Stalled"], 0);
+  ASSERT_TRUE(gauges.last_sync.has_value());
+  EXPECT_EQ(*gauges.last_sync, clock_.Now());
+  ASSERT_EQ(gauges.traffic.count("team/a"), 1u);
+  EXPECT_EQ(gauges.traffic["team/a"].stable, 100);
+  EXPECT_EQ(gauges.traffic["team/a"].candidate, 0);
+
+  // Traffic moved out of band: detected and corrected once.
+  LiveService& live = cloud_run_.services.begin()->second;
+  LiveTrafficTarget old_half, new_half;
+  old_half.revision = "a-00001-old";
+  old_half.percent = 50;
+  new_half.revision = RevisionNameFor(Service("a", '1'));
+  new_half.percent = 50;
+  live.traffic_statuses = {old_half, new_half};
+  ASSERT_TRUE(controller->Resync().ok());
+  Drain(*controller);
+  EXPECT_EQ(metrics.Count("drift detected"), 1);
+  EXPECT_EQ(metrics.Count("drift corrected"), 1);
+  EXPECT_EQ(controller->NotHealthyReason(), "");
+  controller->Stop(absl::Seconds(5));
+  EXPECT_EQ(controller->NotHealthyReason(), "shutting down");
 }
 
 }  // namespace

@@ -146,6 +146,16 @@ class RecordingMetrics : public Metrics {
     absl::MutexLock lock(&mutex_);
     ++counts[absl::StrCat("connect ", target, " ", reason)];
   }
+  void ReconcileFinished(const std::string& result, double) override { Add("reconcile " + result); }
+  void QueueWaited(double) override { Add("queue waited"); }
+  void Retried() override { Add("retried"); }
+  void DriftDetected() override { Add("drift detected"); }
+  void DriftCorrected() override { Add("drift corrected"); }
+  void RolledBack(const std::string& reason) override { Add("rollback " + reason); }
+  void Add(const std::string& key) {
+    absl::MutexLock lock(&mutex_);
+    ++counts[key];
+  }
   int Count(const std::string& key) {
     absl::MutexLock lock(&mutex_);
     auto it = counts.find(key);
