@@ -118,8 +118,10 @@ def steady_state(args, count):
         # /proc once the first resync (which also loads and validates every manifest) is done.
         pages = counters["reads"]
         emulator.api("DELETE", "/_emulator/requests")
+        port_file = os.path.join(work, "http.port")
         run = subprocess.Popen([args.runway, "--log-level", "warn", "run", manifests,
-                                "--state-dir", state, "--workers", "8", "--resync", "3s"]
+                                "--state-dir", state, "--workers", "8", "--resync", "3s",
+                                "--http-address", "127.0.0.1:0", "--http-port-file", port_file]
                                + runway_flags(emulator), stderr=subprocess.DEVNULL)
         STARTED.append(run)
 
@@ -140,6 +142,8 @@ def steady_state(args, count):
         after = emulator.api("GET", "/_emulator/counters")
         rss_mb = int([l for l in open(f"/proc/{run.pid}/status") if l.startswith("VmHWM")][0]
                      .split()[1]) / 1024
+        scrape = measure_scrapes(int(open(port_file).read()), args.scrapes)
+        memory = memory_over_resyncs(run, lists, pages, args.memory_resyncs)
         run.send_signal(signal.SIGTERM)
         run.wait(timeout=60)
         emulator.stop()
@@ -152,9 +156,47 @@ def steady_state(args, count):
                 "resync_reads": after["reads"] - before_reads,
                 "resync_writes": after["writes"] - before_writes,
                 "run_peak_rss_mb": round(rss_mb, 1),
+                **scrape, **memory,
                 "by_route": after["byRoute"]}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_scrapes(port, count):
+    """`count` GETs of /metrics: time per scrape, size and series."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    times, body = [], b""
+    for _ in range(count):
+        started = time.perf_counter()
+        with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
+            body = response.read()
+        times.append(time.perf_counter() - started)
+    times.sort()
+    series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+    return {"scrape_p50_ms": round(times[len(times) // 2] * 1000, 1),
+            "scrape_max_ms": round(times[-1] * 1000, 1),
+            "scrape_bytes": len(body), "scrape_series": series}
+
+
+def memory_over_resyncs(run, lists, pages, resyncs):
+    """RSS after a warm-up resync, then after each of `resyncs` more (each one pass per service):
+    reconciles must not grow memory. The growth ratio compares the last sample with the largest
+    of the first half: a leak keeps climbing, allocator settling does not."""
+    def rss_mb():
+        return int([l for l in open(f"/proc/{run.pid}/status") if l.startswith("VmRSS")][0]
+                   .split()[1]) / 1024
+    reads = lists()
+    wait_for(lambda: lists() >= reads + pages, "a resync", timeout=120)
+    time.sleep(0.5)
+    samples = [rss_mb()]
+    for _ in range(resyncs):
+        reads = lists()
+        wait_for(lambda: lists() >= reads + pages, "a resync", timeout=120)
+        time.sleep(0.3)
+        samples.append(rss_mb())
+    half = max(samples[: len(samples) // 2 + 1])
+    return {"rss_samples_mb": [round(x, 1) for x in samples],
+            "rss_last_vs_first_half_max": round(samples[-1] / half, 3)}
 
 
 def parse_time(text):
@@ -299,6 +341,9 @@ def main():
     parser.add_argument("--latency", type=int, default=100)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--gcloud-changes", type=int, default=100)
+    parser.add_argument("--scrapes", type=int, default=20, help="GETs of /metrics to time")
+    parser.add_argument("--memory-resyncs", type=int, default=10,
+                        help="resyncs (each one pass per service) between the two RSS samples")
     args = parser.parse_args()
     results = {}
     for count in [int(c) for c in args.services.split(",") if c]:
