@@ -28,6 +28,7 @@
 #include "controller/adapters/file_status_store.h"
 #include "controller/adapters/http_endpoint.h"
 #include "controller/adapters/manifest_schema.h"
+#include "controller/adapters/prometheus_query_client.h"
 #include "controller/adapters/system_clock.h"
 #include "controller/adapters/token_source.h"
 #include "controller/app/validate_command.h"
@@ -446,6 +447,9 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
   Controller::Options options;
   options.workers = flags.workers;
   options.reconciler.poll_interval = *poll;
+  PrometheusQueryClient analysis((*access)->transport.get(), &observability.metrics);
+  options.reconciler.verify_http = (*access)->transport.get();
+  options.reconciler.analysis = &analysis;
   Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
                         (*builders)->builds.get(), &observability.metrics);
   ObservabilityBinding bound(observability, controller);
@@ -574,6 +578,9 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
   options.resync = *resync;
   options.initial_resync = true;
   options.reconciler.poll_interval = *poll;
+  PrometheusQueryClient analysis((*access)->transport.get(), &observability.metrics);
+  options.reconciler.verify_http = (*access)->transport.get();
+  options.reconciler.analysis = &analysis;
   Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
                         (*builders)->builds.get(), &observability.metrics);
   ObservabilityBinding bound(observability, controller);
@@ -777,6 +784,81 @@ int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err
   if (flags.output == "json") out << Json({{"checks", report}, {"ok", !failed}}).dump(2) << "\n";
   (void)err;
   return failed ? kExitInvalid : kExitOk;
+}
+
+int RunDecision(const ControllerFlags& flags, const std::string& decision, std::ostream& out,
+                std::ostream& err) {
+  const std::string command = absl::StrCat("runway ", decision);
+  if (!EmbeddedSchema()) {
+    err << "runway: the compiled-in CRD schema does not load\n";
+    return kExitInvalid;
+  }
+  FileManifestSource source(*EmbeddedSchema(), flags.paths);
+  bool any_invalid = false;
+  absl::StatusOr<ManifestSnapshot> snapshot = LoadManifests(source, err, &any_invalid);
+  if (!snapshot.ok()) {
+    err << command << ": " << snapshot.status().message() << "\n";
+    return kExitInvalid;
+  }
+  const DesiredService* found = nullptr;
+  for (const DesiredService& desired : snapshot->services) {
+    if (desired.key.ToString() == flags.target || desired.key.name == flags.target ||
+        desired.target.service == flags.target) {
+      if (found != nullptr) {
+        err << command << ": '" << flags.target << "' names more than one service; use "
+            << "NAMESPACE/NAME\n";
+        return kExitUsage;
+      }
+      found = &desired;
+    }
+  }
+  if (found == nullptr) {
+    err << command << ": no manifest under " << absl::StrJoin(flags.paths, ", ")
+        << " names the service '" << flags.target << "' (NAMESPACE/NAME, NAME or the Cloud Run "
+        << "service id)\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access = ConnectCloudRun(flags.cloud_run);
+  if (!access.ok()) {
+    err << command << ": " << access.status().message() << "\n";
+    return kExitUsage;
+  }
+  // The decision is an annotation on the Cloud Run service: the controller acts on it, and a
+  // GitOps tool that owns the manifest has nothing to revert.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    absl::StatusOr<LiveService> live = (*access)->client->GetService(found->target);
+    if (!live.ok()) {
+      err << command << ": " << live.status().message() << "\n";
+      return kExitInvalid;
+    }
+    auto phase = live->annotations.find(kPhaseAnnotation);
+    auto candidate = live->annotations.find(kCandidateAnnotation);
+    if (phase == live->annotations.end() || candidate == live->annotations.end() ||
+        (phase->second != "deploying" && phase->second != "canary" &&
+         phase->second != "awaiting")) {
+      err << command << ": " << found->key.ToString() << " has no rollout in progress (phase "
+          << (phase == live->annotations.end() ? "none" : phase->second) << "); nothing to "
+          << decision << "\n";
+      return kExitInvalid;
+    }
+    ServiceUpdate update;
+    update.name = found->target;
+    update.etag = live->etag;
+    update.annotations = live->annotations;
+    update.annotations[kDecisionAnnotation] = decision;
+    absl::StatusOr<OperationState> written = (*access)->client->UpdateService(update);
+    if (!written.ok() && written.status().code() == absl::StatusCode::kAborted) continue;
+    if (!written.ok()) {
+      err << command << ": " << written.status().message() << "\n";
+      return kExitInvalid;
+    }
+    out << found->key.ToString() << ": " << decision << " recorded for revision "
+        << candidate->second << " (" << kDecisionAnnotation << "=" << decision
+        << "); the controller acts on it at its next look\n";
+    return kExitOk;
+  }
+  err << command << ": the service kept changing; try again\n";
+  return kExitInvalid;
 }
 
 }  // namespace runway

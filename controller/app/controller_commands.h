@@ -36,6 +36,7 @@ struct ControllerFlags {
   bool http_address_is_default = false;  // not given: a busy port is a warning, not an error
   std::string http_port_file;            // the bound port is written here (for port 0)
   bool insecure_registry = false;        // local builds push over plain HTTP
+  std::string target;                    // promote/abort: NAMESPACE/NAME, NAME or service id
 };
 
 // Exit codes of plan: 0 nothing would change, 2 something would, 1 error (terraform's
@@ -52,6 +53,10 @@ int RunController(const ControllerFlags& flags, std::ostream& err);
 int RunStatus(const ControllerFlags& flags, std::ostream& out, std::ostream& err);
 // A checklist: manifests, container engines, credentials, Cloud Run reachability. Exit 1 when a
 // check the configuration depends on fails.
+// `runway promote` / `runway abort` (`decision`): records the decision on the Cloud Run service of
+// `flags.target` for the controller to act on.
+int RunDecision(const ControllerFlags& flags, const std::string& decision, std::ostream& out,
+                std::ostream& err);
 int RunDoctor(const ControllerFlags& flags, std::ostream& out, std::ostream& err);
 
 }  // namespace runway

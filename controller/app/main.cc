@@ -121,6 +121,17 @@ int main(int argc, char** argv) {
   doctor_cmd->add_option("-o,--output", flags.output, "text or json")->capture_default_str();
   add_cloud_run_flags(doctor_cmd);
 
+  CLI::App* promote_cmd = app.add_subcommand(
+      "promote", "Promote a rollout now: the candidate gets the manifest's split");
+  CLI::App* abort_cmd =
+      app.add_subcommand("abort", "Abort a rollout: roll back to the split before it, at once");
+  for (CLI::App* cmd : {promote_cmd, abort_cmd}) {
+    cmd->add_option("service", flags.target, "NAMESPACE/NAME (or NAME, or the Cloud Run id)")
+        ->required();
+    cmd->add_option("paths", flags.paths, "Manifest files or directories")->required();
+    add_cloud_run_flags(cmd);
+  }
+
   CLI::App* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -145,6 +156,8 @@ int main(int argc, char** argv) {
     return runway::RunController(flags, std::cerr);
   }
   if (status_cmd->parsed()) return runway::RunStatus(flags, std::cout, std::cerr);
+  if (promote_cmd->parsed()) return runway::RunDecision(flags, "promote", std::cout, std::cerr);
+  if (abort_cmd->parsed()) return runway::RunDecision(flags, "abort", std::cout, std::cerr);
   if (doctor_cmd->parsed()) return runway::RunDoctor(flags, std::cout, std::cerr);
   if (version_cmd->parsed()) {
     std::cout << "runway " << RUNWAY_VERSION << "\n";

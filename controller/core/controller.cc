@@ -16,6 +16,11 @@ NoMetrics* NoMetricsInstance() {
   return none;
 }
 
+Reconciler::Options WithMetrics(Reconciler::Options options, Metrics* metrics) {
+  if (options.metrics == nullptr) options.metrics = metrics;
+  return options;
+}
+
 WorkQueueOptions WithLatencyMetric(WorkQueueOptions options, Metrics* metrics) {
   options.on_queue_latency = [metrics](absl::Duration waited) {
     metrics->QueueWaited(absl::ToDoubleSeconds(waited));
@@ -34,7 +39,7 @@ Controller::Controller(Options options, ManifestSource* source, CloudRunClient* 
       clock_(clock),
       builds_(builds),
       metrics_(metrics != nullptr ? metrics : NoMetricsInstance()),
-      reconciler_(cloud_run, status, clock, options.reconciler, builds),
+      reconciler_(cloud_run, status, clock, WithMetrics(options.reconciler, metrics_), builds),
       queue_(clock, WithLatencyMetric(options.queue, metrics_)),
       last_resync_round_(clock->Now()) {}
 
@@ -248,6 +253,10 @@ bool Controller::ProcessNext() {
     case ReconcileOutcome::Kind::kConverged:
     case ReconcileOutcome::Kind::kStalled:
       queue_.Forget(*key);
+      // A candidate waiting for `runway promote` is looked at again (not only at resync).
+      if (outcome.requeue_after > absl::ZeroDuration()) {
+        queue_.AddAfter(*key, outcome.requeue_after);
+      }
       break;
     case ReconcileOutcome::Kind::kProgressing:
       queue_.Forget(*key);

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <tuple>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "controller/core/stable_hash.h"
 
 namespace runway {
@@ -29,6 +31,27 @@ std::map<std::string, std::string> WithRunwayAnnotations(
   return annotations;
 }
 
+std::map<std::string, std::string> WithoutRollout(std::map<std::string, std::string> annotations) {
+  for (const char* key : {kStepAnnotation, kProgressAnnotation, kStableTrafficAnnotation,
+                          kDecisionAnnotation, kBlockedAnnotation, kRollbackReasonAnnotation}) {
+    annotations.erase(key);
+  }
+  return annotations;
+}
+
+std::string Annotation(const LiveService& live, const char* key) {
+  auto it = live.annotations.find(key);
+  return it == live.annotations.end() ? "" : it->second;
+}
+
+std::optional<absl::Time> ProgressAt(const LiveService& live) {
+  int64_t seconds = 0;
+  if (!absl::SimpleAtoi(Annotation(live, kProgressAnnotation), &seconds)) return std::nullopt;
+  return absl::FromUnixSeconds(seconds);
+}
+
+std::string UnixSeconds(absl::Time time) { return absl::StrCat(absl::ToUnixSeconds(time)); }
+
 ServiceUpdate BaseUpdate(const DesiredService& desired, const std::optional<LiveService>& live) {
   ServiceUpdate update;
   update.name = desired.target;
@@ -37,6 +60,58 @@ ServiceUpdate BaseUpdate(const DesiredService& desired, const std::optional<Live
 }
 
 }  // namespace
+
+std::vector<LiveTrafficTarget> CanarySplit(const std::vector<LiveTrafficTarget>& stable,
+                                           const std::string& candidate, int percent) {
+  std::vector<LiveTrafficTarget> out;
+  int total = 0;
+  for (const LiveTrafficTarget& t : stable) total += t.percent;
+  const int rest = 100 - percent;
+  int given = 0;
+  std::vector<std::pair<int, size_t>> remainders;  // (remainder, index) for largest remainder
+  for (const LiveTrafficTarget& t : stable) {
+    LiveTrafficTarget scaled = t;
+    scaled.latest = false;
+    scaled.percent = total > 0 ? t.percent * rest / total : 0;
+    given += scaled.percent;
+    if (total > 0) remainders.push_back({(t.percent * rest) % total, out.size()});
+    out.push_back(scaled);
+  }
+  std::sort(remainders.begin(), remainders.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; given < rest && i < remainders.size(); ++i, ++given) {
+    ++out[remainders[i].second].percent;
+  }
+  LiveTrafficTarget next;
+  next.revision = candidate;
+  next.percent = percent + (rest - given);  // all of it when nothing else serves
+  next.tag = kCandidateTag;
+  out.push_back(next);
+  return out;
+}
+
+std::string EncodeSplit(const std::vector<LiveTrafficTarget>& split) {
+  std::vector<std::string> parts;
+  for (const LiveTrafficTarget& t : split) {
+    parts.push_back(absl::StrCat(t.revision, ":", t.percent, ":", t.tag));
+  }
+  return absl::StrJoin(parts, ",");
+}
+
+std::vector<LiveTrafficTarget> DecodeSplit(const std::string& text) {
+  std::vector<LiveTrafficTarget> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::vector<std::string> fields = absl::StrSplit(part, ':');
+    LiveTrafficTarget t;
+    if (fields.size() != 3 || fields[0].empty() || !absl::SimpleAtoi(fields[1], &t.percent)) {
+      return {};  // unreadable: callers fall back to the live split
+    }
+    t.revision = fields[0];
+    t.tag = fields[2];
+    out.push_back(t);
+  }
+  return out;
+}
 
 std::string RevisionNameFor(const DesiredService& desired) {
   const RevisionTemplate& t = desired.revision_template;
@@ -145,6 +220,22 @@ const char* StepName(Step step) {
       return "CloudRunFailed";
     case Step::kAwaitingPromotion:
       return "AwaitingPromotion";
+    case Step::kVerify:
+      return "Verify";
+    case Step::kAnalyze:
+      return "Analyze";
+    case Step::kAwaitManual:
+      return "AwaitManual";
+    case Step::kAdvance:
+      return "Advance";
+    case Step::kPause:
+      return "Pause";
+    case Step::kAnalysisHold:
+      return "AnalysisHold";
+    case Step::kRollback:
+      return "Rollback";
+    case Step::kRolledBack:
+      return "RolledBack";
     case Step::kBuildImage:
       return "BuildImage";
     case Step::kBuilding:
@@ -155,7 +246,8 @@ const char* StepName(Step step) {
   return "Unknown";
 }
 
-Decision Decide(const DesiredService& desired, const std::optional<LiveService>& live) {
+Decision Decide(const DesiredService& desired, const std::optional<LiveService>& live,
+                const RolloutInputs& inputs) {
   Decision decision;
   decision.revision = RevisionNameFor(desired);
   const std::string& revision = decision.revision;
@@ -195,7 +287,61 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     return decision;
   }
 
-  if (live->reconciling) {
+  // 0. This very revision was rolled back: never promoted again until the manifest changes.
+  if (Annotation(*live, kBlockedAnnotation) == revision) {
+    decision.step = Step::kRolledBack;
+    std::string why = Annotation(*live, kRollbackReasonAnnotation);
+    decision.rollback_reason = why.substr(0, why.find(':'));
+    decision.message = absl::StrCat("Revision ", revision, " was rolled back (", why,
+                                    "); it is not promoted again until the image or the "
+                                    "template in the manifest changes. Serving ",
+                                    DescribeTraffic(live->traffic_statuses), ".");
+    return decision;
+  }
+
+  const std::string phase = Annotation(*live, kPhaseAnnotation);
+  const bool in_rollout = Annotation(*live, kCandidateAnnotation) == revision &&
+                          (phase == "deploying" || phase == "canary" || phase == "awaiting");
+  const RolloutSpec& rollout = desired.rollout;
+  const std::optional<absl::Time> progress_at = ProgressAt(*live);
+  const bool deadline_passed = progress_at && inputs.now - *progress_at > rollout.progress_deadline;
+  // The split to restore: recorded when the rollout began, else what serves minus the candidate.
+  std::vector<LiveTrafficTarget> stable = DecodeSplit(Annotation(*live, kStableTrafficAnnotation));
+  if (stable.empty()) {
+    for (const LiveTrafficTarget& t : NormalizeTraffic(live->traffic_statuses)) {
+      if (t.revision != revision && t.percent > 0) stable.push_back(t);
+    }
+  }
+  auto rollback = [&](const std::string& reason, const std::string& why) {
+    decision.step = Step::kRollback;
+    decision.rollback_reason = reason;
+    ServiceUpdate update = BaseUpdate(desired, live);
+    update.traffic = stable;
+    update.annotations = WithRunwayAnnotations(WithoutRollout(live->annotations), "rolled-back", "",
+                                               "", DescribeTraffic(stable));
+    update.annotations[kBlockedAnnotation] = revision;
+    update.annotations[kRollbackReasonAnnotation] = absl::StrCat(reason, ": ", why);
+    decision.update = update;
+    decision.desired_traffic = NormalizeTraffic(stable);
+    decision.message = absl::StrCat("Rolling back revision ", revision, " (", reason, ": ", why,
+                                    "): traffic -> ", DescribeTraffic(stable), ".");
+    return decision;
+  };
+  if (in_rollout && !stable.empty() && Annotation(*live, kDecisionAnnotation) == "abort") {
+    return rollback("Aborted", "runway abort");
+  }
+
+  // After a rollback Cloud Run may go on reconciling the abandoned revision (one that never
+  // becomes Ready): that must not hold up the next manifest.
+  const bool reconciling_abandoned =
+      phase == "rolled-back" && Annotation(*live, kBlockedAnnotation) == live->template_revision;
+  if (live->reconciling && !reconciling_abandoned) {
+    if (in_rollout && !stable.empty() && deadline_passed) {
+      return rollback("ProgressDeadlineExceeded",
+                      absl::StrCat("Cloud Run was still reconciling the candidate after "
+                                   "progressDeadline ",
+                                   absl::FormatDuration(rollout.progress_deadline)));
+    }
     decision.step = Step::kWaitCloudRun;
     decision.message = "Cloud Run is still reconciling the last write.";
     return decision;
@@ -244,9 +390,13 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
       update.traffic = serving;
       // The recorded split stays the one last applied: the dark write is not a traffic change.
       auto applied = live->annotations.find(kTrafficAnnotation);
+      std::vector<LiveTrafficTarget> stable_split(serving.begin(), serving.end() - 1);
       update.annotations = WithRunwayAnnotations(
-          live->annotations, "deploying", revision, absl::StrJoin(stable_names, ","),
-          applied == live->annotations.end() ? DescribeTraffic(serving) : applied->second);
+          WithoutRollout(live->annotations), "deploying", revision,
+          absl::StrJoin(stable_names, ","),
+          applied == live->annotations.end() ? DescribeTraffic(stable_split) : applied->second);
+      update.annotations[kStableTrafficAnnotation] = EncodeSplit(stable_split);
+      update.annotations[kProgressAnnotation] = UnixSeconds(inputs.now);
       decision.message =
           absl::StrCat("Deploying revision ", revision, " dark (tag candidate); traffic stays ",
                        DescribeTraffic(serving), ".");
@@ -258,10 +408,17 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   // 2. The template is deployed. Is its revision Ready?
   if (live->latest_ready_revision != revision) {
     if (live->latest_created_revision == revision && live->terminal_state == "CONDITION_FAILED") {
+      std::string why = absl::StrCat("the revision failed: ", live->terminal_message);
+      if (in_rollout && !stable.empty()) return rollback("RevisionFailed", why);
       decision.step = Step::kCandidateFailed;
       decision.message = absl::StrCat("Revision ", revision,
                                       " failed and serves no traffic: ", live->terminal_message);
       return decision;
+    }
+    if (in_rollout && !stable.empty() && deadline_passed) {
+      return rollback("ProgressDeadlineExceeded",
+                      absl::StrCat("the revision was not Ready within progressDeadline ",
+                                   absl::FormatDuration(rollout.progress_deadline)));
     }
     decision.step = Step::kWaitCandidate;
     decision.message = absl::StrCat("Waiting for revision ", revision, " to become Ready.");
@@ -269,6 +426,136 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   }
 
   // 3. Traffic.
+  ServiceUpdate promote = BaseUpdate(desired, live);
+  promote.traffic = wanted;
+  promote.annotations = WithRunwayAnnotations(WithoutRollout(live->annotations), "converged", "",
+                                              revision, DescribeTraffic(wanted));
+  if (in_rollout) {
+    if (desired.suspend) {
+      decision.step = Step::kSuspended;
+      decision.message =
+          absl::StrCat("Suspended: revision ", revision, " is Ready but not promoted.");
+      return decision;
+    }
+    auto promote_now = [&](const std::string& why) {
+      decision.step = Step::kPromote;
+      decision.update = promote;
+      decision.message =
+          absl::StrCat("Promoting (", why, "): traffic ", DescribeTraffic(live->traffic_statuses),
+                       " -> ", DescribeTraffic(wanted), ".");
+      return decision;
+    };
+    auto advance_to = [&](size_t index, const std::string& why) {
+      std::vector<LiveTrafficTarget> split =
+          CanarySplit(stable, revision, rollout.steps[index].percent);
+      decision.step = Step::kAdvance;
+      ServiceUpdate update = BaseUpdate(desired, live);
+      update.traffic = split;
+      update.annotations = live->annotations;
+      update.annotations.erase(kDecisionAnnotation);
+      update.annotations[kPhaseAnnotation] = "canary";
+      update.annotations[kStepAnnotation] = absl::StrCat(index);
+      update.annotations[kProgressAnnotation] = UnixSeconds(inputs.now);
+      decision.update = update;
+      decision.desired_traffic = NormalizeTraffic(split);
+      decision.message = absl::StrCat("Canary step ", index + 1, " of ", rollout.steps.size(), " (",
+                                      why, "): traffic -> ", DescribeTraffic(split), ".");
+      return decision;
+    };
+    const std::string person = Annotation(*live, kDecisionAnnotation);
+    if (phase == "deploying") {
+      if (rollout.verify) {
+        if (!inputs.verify) {
+          decision.step = Step::kVerify;
+          decision.message = absl::StrCat("Verifying revision ", revision, " on its tag URL.");
+          return decision;
+        }
+        if (inputs.verify->verdict == GateResult::Verdict::kFail) {
+          return rollback("VerifyFailed", inputs.verify->detail);
+        }
+      }
+      if (rollout.strategy == RolloutStrategy::kDirect || person == "promote") {
+        return promote_now(rollout.verify ? "verified" : "Ready");
+      }
+      if (rollout.strategy == RolloutStrategy::kCanary && !rollout.steps.empty()) {
+        return advance_to(0, rollout.verify ? "verified" : "Ready");
+      }
+      if (rollout.strategy == RolloutStrategy::kCanary) return promote_now("no canary steps");
+      decision.step = Step::kAwaitManual;
+      ServiceUpdate update = BaseUpdate(desired, live);
+      update.annotations = live->annotations;
+      update.annotations[kPhaseAnnotation] = "awaiting";
+      update.annotations[kProgressAnnotation] = UnixSeconds(inputs.now);
+      decision.update = update;
+      decision.message =
+          absl::StrCat("Revision ", revision, rollout.verify ? " verified" : " Ready",
+                       " and dark; waiting for `runway promote` (or `abort`).");
+      return decision;
+    }
+    if (phase == "awaiting") {
+      if (person == "promote") return promote_now("runway promote");
+      decision.step = Step::kAwaitingPromotion;
+      decision.message = absl::StrCat("Revision ", revision,
+                                      " is Ready and dark (tag candidate); `runway promote` moves "
+                                      "traffic, `runway abort` rolls back. Serving ",
+                                      DescribeTraffic(live->traffic_statuses), ".");
+      return decision;
+    }
+    // phase == "canary"
+    if (person == "promote") return promote_now("runway promote");
+    size_t index = 0;
+    if (!absl::SimpleAtoi(Annotation(*live, kStepAnnotation), &index) ||
+        index >= rollout.steps.size()) {
+      return promote_now("the recorded step is past the manifest's steps");
+    }
+    std::vector<LiveTrafficTarget> step_split =
+        CanarySplit(stable, revision, rollout.steps[index].percent);
+    if (!SameTraffic(live->traffic_statuses, step_split) || !Succeeded(*live)) {
+      if (deadline_passed) {
+        return rollback("ProgressDeadlineExceeded",
+                        absl::StrCat("step ", index + 1, " was not served within progressDeadline ",
+                                     absl::FormatDuration(rollout.progress_deadline)));
+      }
+      decision.step = Step::kWaitCloudRun;
+      decision.message =
+          absl::StrCat("Waiting for Cloud Run to serve canary step ", index + 1, ".");
+      return decision;
+    }
+    const absl::Time pause_ends = progress_at.value_or(inputs.now) + rollout.steps[index].pause;
+    if (inputs.now < pause_ends) {
+      decision.step = Step::kPause;
+      decision.requeue_after = pause_ends - inputs.now;
+      decision.message = absl::StrCat("Canary step ", index + 1, " of ", rollout.steps.size(), ": ",
+                                      DescribeTraffic(live->traffic_statuses), "; pausing until ",
+                                      absl::FormatTime(pause_ends), ".");
+      return decision;
+    }
+    std::string why = "pause over";
+    if (rollout.analysis) {
+      if (!inputs.analysis) {
+        decision.step = Step::kAnalyze;
+        decision.message = absl::StrCat("Analysing canary step ", index + 1, ".");
+        return decision;
+      }
+      switch (inputs.analysis->verdict) {
+        case GateResult::Verdict::kFail:
+          return rollback("AnalysisFailed", inputs.analysis->detail);
+        case GateResult::Verdict::kHold:
+          decision.step = Step::kAnalysisHold;
+          decision.requeue_after = rollout.analysis->interval;
+          decision.message = absl::StrCat("Canary step ", index + 1,
+                                          " held: ", inputs.analysis->detail, "; asking again in ",
+                                          absl::FormatDuration(rollout.analysis->interval), ".");
+          return decision;
+        case GateResult::Verdict::kPass:
+          why = absl::StrCat("analysis passed: ", inputs.analysis->detail);
+          break;
+      }
+    }
+    if (index + 1 < rollout.steps.size()) return advance_to(index + 1, why);
+    return promote_now(why);
+  }
+
   bool serves_as_desired = SameTraffic(live->traffic_statuses, wanted);
   if (serves_as_desired && live->observed_generation == live->generation && Succeeded(*live)) {
     decision.step = Step::kConverged;
@@ -288,47 +575,15 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
                                     ": ", live->terminal_message);
     return decision;
   }
-  auto phase = live->annotations.find(kPhaseAnnotation);
-  auto candidate = live->annotations.find(kCandidateAnnotation);
-  bool in_rollout = phase != live->annotations.end() && phase->second == "deploying" &&
-                    candidate != live->annotations.end() && candidate->second == revision;
-  ServiceUpdate update = BaseUpdate(desired, live);
-  update.traffic = wanted;
-  update.annotations =
-      WithRunwayAnnotations(live->annotations, "converged", "", revision, DescribeTraffic(wanted));
   auto applied = live->annotations.find(kTrafficAnnotation);
   bool manifest_changed =
       applied == live->annotations.end() || applied->second != DescribeTraffic(wanted);
-  if (!in_rollout && manifest_changed && !desired.suspend) {
+  if (manifest_changed && !desired.suspend) {
     decision.step = Step::kApplyTraffic;
-    decision.update = update;
+    decision.update = promote;
     decision.message =
         absl::StrCat("Applying the manifest's traffic: ", DescribeTraffic(live->traffic_statuses),
                      " -> ", DescribeTraffic(wanted), ".");
-    return decision;
-  }
-  if (in_rollout && desired.rollout.strategy != RolloutStrategy::kDirect) {
-    // Step-wise (canary) and manual promotion are not automated by this version: the candidate
-    // stays dark, Ready, reachable on its tag, and the live split is untouched.
-    decision.step = Step::kAwaitingPromotion;
-    decision.message =
-        absl::StrCat("Revision ", revision, " is Ready and dark (tag candidate); strategy ",
-                     desired.rollout.strategy == RolloutStrategy::kCanary ? "canary" : "manual",
-                     " promotes it, which this version does not automate: traffic stays ",
-                     DescribeTraffic(live->traffic_statuses), ".");
-    return decision;
-  }
-  if (in_rollout) {
-    if (desired.suspend) {
-      decision.step = Step::kSuspended;
-      decision.message =
-          absl::StrCat("Suspended: revision ", revision, " is Ready but not promoted.");
-      return decision;
-    }
-    decision.step = Step::kPromote;
-    decision.update = update;
-    decision.message = absl::StrCat("Promoting: traffic ", DescribeTraffic(live->traffic_statuses),
-                                    " -> ", DescribeTraffic(wanted), ".");
     return decision;
   }
   std::string drift = absl::StrCat("Live traffic ", DescribeTraffic(live->traffic_statuses),
@@ -346,7 +601,7 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     return decision;
   }
   decision.step = Step::kCorrectDrift;
-  decision.update = update;
+  decision.update = promote;
   decision.message = absl::StrCat(drift, "; restoring it (driftPolicy enforce).");
   return decision;
 }

@@ -1,8 +1,10 @@
 #include "controller/core/reconciler.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "spdlog/spdlog.h"
 
 namespace runway {
@@ -130,7 +132,17 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
       }
     }
     have_read = false;  // a retry after a conflict always re-reads
-    Decision decision = Decide(desired, live);
+    RolloutInputs inputs;
+    inputs.now = clock_->Now();
+    Decision decision = Decide(desired, live, inputs);
+    if (decision.step == Step::kVerify && live) {
+      inputs.verify = Verify(desired, *live, decision.revision);
+      decision = Decide(desired, live, inputs);
+    } else if (decision.step == Step::kAnalyze && live) {
+      inputs.analysis = Analyze(desired, *live, decision.revision);
+      decision = Decide(desired, live, inputs);
+    }
+    outcome.rollback_reason = decision.rollback_reason;
     outcome.step = decision.step;
     outcome.revision = decision.revision;
     outcome.message = decision.message;
@@ -144,6 +156,10 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
         ++outcome.writes;
         outcome.kind = ReconcileOutcome::Kind::kProgressing;
         outcome.requeue_after = options_.poll_interval;
+        if (decision.step == Step::kRollback) {
+          SPDLOG_WARN("{}: {}", desired.key.ToString(), decision.message);
+          if (options_.metrics != nullptr) options_.metrics->RolledBack(decision.rollback_reason);
+        }
         Report(desired, outcome, live);
         return outcome;
       }
@@ -162,8 +178,20 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
       case Step::kConverged:
       case Step::kReportDrift:
       case Step::kSuspended:
+        outcome.kind = ReconcileOutcome::Kind::kConverged;
+        break;
       case Step::kAwaitingPromotion:
         outcome.kind = ReconcileOutcome::Kind::kConverged;
+        outcome.requeue_after = options_.manual_poll_interval;  // to see `runway promote`
+        break;
+      case Step::kPause:
+      case Step::kAnalysisHold:
+        outcome.kind = ReconcileOutcome::Kind::kProgressing;
+        outcome.requeue_after = std::max(options_.poll_interval, decision.requeue_after);
+        break;
+      case Step::kRolledBack:
+        outcome.kind = ReconcileOutcome::Kind::kStalled;
+        outcome.reason = "RolledBack";
         break;
       case Step::kBuildImage:  // no ImageBuilds (or suspended, handled above)
         outcome.kind = ReconcileOutcome::Kind::kStalled;
@@ -254,6 +282,10 @@ void Reconciler::Report(const DesiredService& desired, ReconcileOutcome& outcome
       break;
     }
   }
+  if (!outcome.rollback_reason.empty()) {
+    status.conditions.push_back(MakeCondition("RolledBack", "True", outcome.rollback_reason,
+                                              outcome.message, generation, now));
+  }
   if (outcome.build) {
     const ImageResolution& build = *outcome.build;
     BuiltImage image;
@@ -290,6 +322,127 @@ void Reconciler::Report(const DesiredService& desired, ReconcileOutcome& outcome
   }
   absl::MutexLock lock(&published_mutex_);
   published_[desired.key.ToString()] = std::move(signature);
+}
+
+namespace {
+
+// The candidate's tag URL from the served traffic (Cloud Run sets `uri` per tagged target).
+std::string CandidateUrl(const LiveService& live) {
+  for (const LiveTrafficTarget& t : live.traffic_statuses) {
+    if (t.tag == kCandidateTag && !t.uri.empty()) return t.uri;
+  }
+  return "";
+}
+
+std::string Substitute(std::string text, const std::string& key, const std::string& value) {
+  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at)) {
+    text.replace(at, key.size(), value);
+    at += value.size();
+  }
+  return text;
+}
+
+}  // namespace
+
+GateResult Reconciler::Verify(const DesiredService& desired, const LiveService& live,
+                              const std::string& revision) {
+  const VerifySpec& verify = *desired.rollout.verify;
+  GateResult result;
+  result.verdict = GateResult::Verdict::kFail;
+  const std::string base = CandidateUrl(live);
+  if (base.empty()) {
+    // Not served on its tag yet (the status lags the write): look again next pass.
+    result.verdict = GateResult::Verdict::kHold;
+    result.detail = absl::StrCat("revision ", revision, " has no tag URL yet");
+    return result;
+  }
+  const std::string url = absl::StrCat(absl::StripSuffix(base, "/"), verify.path);
+  if (options_.verify_http == nullptr) {
+    result.detail = absl::StrCat("no HTTP client to verify ", url);
+    return result;
+  }
+  const int attempts = std::max(1, verify.retries + 1);
+  std::string last;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    HttpRequest request;
+    request.method = "GET";
+    request.url = url;
+    request.timeout = verify.timeout;
+    absl::StatusOr<HttpResponse> response = options_.verify_http->Send(request);
+    if (response.ok() && response->status == verify.expect_status) {
+      result.verdict = GateResult::Verdict::kPass;
+      result.detail = absl::StrCat("GET ", url, " answered ", response->status);
+      return result;
+    }
+    last = response.ok() ? absl::StrCat("answered ", response->status)
+                         : std::string(response.status().message());
+  }
+  result.detail = absl::StrCat("GET ", url, " ", last, " (expected ", verify.expect_status, "; ",
+                               attempts, attempts == 1 ? " attempt)" : " attempts)");
+  return result;
+}
+
+GateResult Reconciler::Analyze(const DesiredService& desired, const LiveService& live,
+                               const std::string& revision) {
+  const AnalysisSpec& analysis = *desired.rollout.analysis;
+  const std::string query = Substitute(Substitute(analysis.query, "$REVISION", revision),
+                                       "$SERVICE", desired.target.service);
+  const std::string step = absl::StrCat(
+      revision, "#",
+      live.annotations.count(kStepAnnotation) ? live.annotations.at(kStepAnnotation) : "");
+  GateResult result;
+  absl::StatusOr<std::optional<double>> value =
+      options_.analysis == nullptr ? absl::FailedPreconditionError("no Prometheus client")
+                                   : options_.analysis->Query(analysis.prometheus_address, query);
+  absl::MutexLock lock(&analysis_mutex_);
+  AnalysisCounts& counts = analysis_counts_[desired.key.ToString()];
+  if (counts.step != step) counts = AnalysisCounts{step, 0, 0};
+  std::string bounds;
+  if (analysis.max_value) absl::StrAppend(&bounds, "<= ", *analysis.max_value);
+  if (analysis.min_value) {
+    absl::StrAppend(&bounds, bounds.empty() ? "" : " and ", ">= ", *analysis.min_value);
+  }
+  bool failed = false;
+  if (!value.ok()) {
+    ++counts.errors;
+    result.detail = absl::StrCat("query `", query, "` at ", analysis.prometheus_address,
+                                 " failed: ", value.status().message(), " (", counts.errors,
+                                 " in a row, limit ", analysis.consecutive_error_limit, ")");
+    failed = counts.errors > analysis.consecutive_error_limit;
+    result.verdict = failed ? GateResult::Verdict::kFail : GateResult::Verdict::kHold;
+  } else {
+    counts.errors = 0;
+    if (!value->has_value()) {
+      result.detail = absl::StrCat("query `", query, "` returned no data (inconclusive)");
+      if (analysis.inconclusive == InconclusivePolicy::kPause) {
+        result.verdict = GateResult::Verdict::kHold;
+      } else {
+        ++counts.failures;
+        failed = counts.failures > analysis.failure_limit;
+        result.verdict = failed ? GateResult::Verdict::kFail : GateResult::Verdict::kHold;
+      }
+    } else {
+      const double v = **value;
+      const bool ok = (!analysis.max_value || v <= *analysis.max_value) &&
+                      (!analysis.min_value || v >= *analysis.min_value);
+      result.detail = absl::StrCat("query `", query, "` = ", v, ", want ", bounds);
+      if (ok) {
+        result.verdict = GateResult::Verdict::kPass;
+      } else {
+        ++counts.failures;
+        failed = counts.failures > analysis.failure_limit;
+        absl::StrAppend(&result.detail, " (failure ", counts.failures, ", limit ",
+                        analysis.failure_limit, ")");
+        result.verdict = failed ? GateResult::Verdict::kFail : GateResult::Verdict::kHold;
+      }
+    }
+  }
+  if (analysis.dry_run && result.verdict != GateResult::Verdict::kPass) {
+    SPDLOG_WARN("{}: analysis (dryRun, not acted on): {}", desired.key.ToString(), result.detail);
+    result.verdict = GateResult::Verdict::kPass;
+    absl::StrAppend(&result.detail, " [dryRun]");
+  }
+  return result;
 }
 
 void Reconciler::ReportInvalid(const ObjectKey& key, int64_t generation,

@@ -16,6 +16,9 @@
 #include "controller/core/reconcile_decision.h"
 #include "controller/interfaces/clock.h"
 #include "controller/interfaces/cloud_run_client.h"
+#include "controller/interfaces/http_transport.h"
+#include "controller/interfaces/metrics.h"
+#include "controller/interfaces/metrics_query.h"
 #include "controller/interfaces/status_reporter.h"
 
 namespace runway {
@@ -39,6 +42,7 @@ struct ReconcileOutcome {
   // -1 when there was no live read.
   int stable_percent = -1;
   int candidate_percent = -1;
+  std::string rollback_reason;  // set when this pass rolled back, or found the revision blocked
 };
 
 const char* OutcomeName(ReconcileOutcome::Kind kind);
@@ -49,6 +53,14 @@ class Reconciler {
     // How soon to look again after a write or while Cloud Run or a revision is still working.
     absl::Duration poll_interval = absl::Seconds(2);
     int max_conflict_retries = 3;
+    // How soon a candidate waiting for `runway promote` is looked at again.
+    absl::Duration manual_poll_interval = absl::Seconds(10);
+    // Rollout gates (borrowed, may be null): verify GETs the candidate's tag URL through
+    // `verify_http`; analysis queries Prometheus through `analysis`. Without them a configured
+    // gate fails closed (the rollout is rolled back with the reason).
+    HttpTransport* verify_http = nullptr;
+    MetricsQuery* analysis = nullptr;
+    Metrics* metrics = nullptr;  // rollbacks are counted here
   };
 
   // `status` may be null (plan mode). `builds` may be null: spec.build then stops at BuildImage.
@@ -66,6 +78,21 @@ class Reconciler {
   // Publishes the status and fills the outcome's traffic percents from `live`.
   void Report(const DesiredService& desired, ReconcileOutcome& outcome,
               const std::optional<LiveService>& live);
+
+  GateResult Verify(const DesiredService& desired, const LiveService& live,
+                    const std::string& revision);
+  GateResult Analyze(const DesiredService& desired, const LiveService& live,
+                     const std::string& revision);
+
+  // Analysis failures and consecutive errors per service and step, in memory: a restart starts
+  // counting again (docs/rollouts.md).
+  struct AnalysisCounts {
+    std::string step;  // "<revision>#<step>"
+    int failures = 0;
+    int errors = 0;
+  };
+  absl::Mutex analysis_mutex_;
+  std::map<std::string, AnalysisCounts> analysis_counts_ ABSL_GUARDED_BY(analysis_mutex_);
 
   // Resolves spec.build: `built` is `desired` with the image once the build is ready; the
   // outcome (build set) says what to report while it is not.

@@ -186,20 +186,172 @@ TEST(DecideTest, AChangedSplitInTheManifestIsAppliedNotCalledDrift) {
   EXPECT_FALSE(d.update->revision_template.has_value());
 }
 
-TEST(DecideTest, CanaryAndManualCandidatesStayDarkUntilPromoted) {
+// A candidate deployed dark next to api-old, Ready, at rollout phase `phase`.
+struct Rollout {
+  DesiredService desired;
+  LiveService live;
+  std::string candidate;
+};
+
+Rollout InRollout(RolloutStrategy strategy, const std::string& phase) {
+  Rollout r;
+  r.desired = Desired(kImageB);
+  r.desired.rollout.strategy = strategy;
+  r.candidate = RevisionNameFor(r.desired);
+  r.live = Serving("api-old");
+  r.live.template_revision = r.live.latest_created_revision = r.live.latest_ready_revision =
+      r.candidate;
+  r.live.traffic_statuses = {Target("api-old", 100), Target(r.candidate, 0, "candidate")};
+  r.live.traffic_statuses[1].uri = "http://candidate---api.run.app";
+  r.live.annotations[kPhaseAnnotation] = phase;
+  r.live.annotations[kCandidateAnnotation] = r.candidate;
+  r.live.annotations[kStableTrafficAnnotation] = "api-old:100:";
+  r.live.annotations[kProgressAnnotation] = "1000";
+  return r;
+}
+
+RolloutInputs At(int64_t unix_seconds) {
+  RolloutInputs inputs;
+  inputs.now = absl::FromUnixSeconds(unix_seconds);
+  return inputs;
+}
+
+TEST(CanarySplitTest, ScalesTheStableSplitAndSumsTo100) {
+  std::vector<LiveTrafficTarget> split =
+      CanarySplit({Target("a", 70), Target("b", 30, "blue")}, "c", 10);
+  int sum = 0;
+  for (const LiveTrafficTarget& t : split) sum += t.percent;
+  EXPECT_EQ(sum, 100);
+  EXPECT_EQ(split[0].percent, 63);
+  EXPECT_EQ(split[1].percent, 27);
+  EXPECT_EQ(split[1].tag, "blue");
+  EXPECT_EQ(split[2].revision, "c");
+  EXPECT_EQ(split[2].percent, 10);
+  EXPECT_EQ(split[2].tag, kCandidateTag);
+  EXPECT_EQ(CanarySplit({Target("a", 50), Target("b", 50)}, "c", 33)[0].percent +
+                CanarySplit({Target("a", 50), Target("b", 50)}, "c", 33)[1].percent,
+            67);
+  EXPECT_EQ(DecodeSplit(EncodeSplit(split)).size(), 3u);
+  EXPECT_EQ(DecodeSplit("garbage").size(), 0u) << "unreadable: callers use the live split";
+}
+
+TEST(RolloutTest, DarkDeployRecordsTheStableSplitAndTheTime) {
   DesiredService desired = Desired(kImageB);
-  desired.rollout.strategy = RolloutStrategy::kManual;
-  std::string candidate = RevisionNameFor(desired);
-  LiveService live = Serving("api-old");
-  live.template_revision = live.latest_created_revision = live.latest_ready_revision = candidate;
-  live.traffic_statuses = {Target("api-old", 100), Target(candidate, 0, "candidate")};
-  live.annotations[kPhaseAnnotation] = "deploying";
-  live.annotations[kCandidateAnnotation] = candidate;
-  Decision d = Decide(desired, live);
-  EXPECT_EQ(d.step, Step::kAwaitingPromotion);
-  EXPECT_FALSE(d.update.has_value());
-  desired.rollout.strategy = RolloutStrategy::kCanary;
-  EXPECT_EQ(Decide(desired, live).step, Step::kAwaitingPromotion);
+  Decision d = Decide(desired, Serving("api-old"), At(5000));
+  ASSERT_EQ(d.step, Step::kDeployDark);
+  EXPECT_EQ(d.update->annotations.at(kStableTrafficAnnotation), "api-old:100:");
+  EXPECT_EQ(d.update->annotations.at(kProgressAnnotation), "5000");
+}
+
+TEST(RolloutTest, VerifyGatesTheFirstTrafficAndAFailureRollsBack) {
+  Rollout r = InRollout(RolloutStrategy::kDirect, "deploying");
+  r.desired.rollout.verify = VerifySpec{};
+  EXPECT_EQ(Decide(r.desired, r.live, At(1001)).step, Step::kVerify);
+  RolloutInputs failed = At(1001);
+  failed.verify = GateResult{GateResult::Verdict::kFail, "GET / answered 500"};
+  Decision d = Decide(r.desired, r.live, failed);
+  ASSERT_EQ(d.step, Step::kRollback);
+  EXPECT_EQ(d.rollback_reason, "VerifyFailed");
+  EXPECT_TRUE(SameTraffic(*d.update->traffic, {Target("api-old", 100)}));
+  EXPECT_EQ(d.update->annotations.at(kBlockedAnnotation), r.candidate);
+  EXPECT_THAT(d.update->annotations.at(kRollbackReasonAnnotation), HasSubstr("500"));
+  EXPECT_FALSE(d.update->revision_template.has_value()) << "one traffic write, no new revision";
+  RolloutInputs passed = At(1001);
+  passed.verify = GateResult{GateResult::Verdict::kPass, "200"};
+  EXPECT_EQ(Decide(r.desired, r.live, passed).step, Step::kPromote);
+}
+
+TEST(RolloutTest, CanaryWalksItsStepsWithPausesAndAnalysis) {
+  Rollout r = InRollout(RolloutStrategy::kCanary, "deploying");
+  r.desired.rollout.steps = {{10, absl::Seconds(60)}, {50, absl::Seconds(60)}};
+  r.desired.rollout.analysis = AnalysisSpec{};
+  Decision first = Decide(r.desired, r.live, At(1001));
+  ASSERT_EQ(first.step, Step::kAdvance);
+  EXPECT_TRUE(SameTraffic(*first.update->traffic,
+                          {Target("api-old", 90), Target(r.candidate, 10, kCandidateTag)}));
+  EXPECT_EQ(first.update->annotations.at(kStepAnnotation), "0");
+  // Cloud Run serves step 1 (written at t=1001).
+  r.live.annotations = first.update->annotations;
+  r.live.traffic_statuses = *first.update->traffic;
+  Decision paused = Decide(r.desired, r.live, At(1030));
+  EXPECT_EQ(paused.step, Step::kPause);
+  EXPECT_EQ(paused.requeue_after, absl::Seconds(31));
+  EXPECT_EQ(Decide(r.desired, r.live, At(1062)).step, Step::kAnalyze);
+  RolloutInputs hold = At(1062);
+  hold.analysis = GateResult{GateResult::Verdict::kHold, "no data"};
+  EXPECT_EQ(Decide(r.desired, r.live, hold).step, Step::kAnalysisHold);
+  RolloutInputs pass = At(1062);
+  pass.analysis = GateResult{GateResult::Verdict::kPass, "0.001 <= 0.01"};
+  Decision second = Decide(r.desired, r.live, pass);
+  ASSERT_EQ(second.step, Step::kAdvance);
+  EXPECT_EQ(second.update->annotations.at(kStepAnnotation), "1");
+  r.live.annotations = second.update->annotations;
+  r.live.traffic_statuses = *second.update->traffic;
+  RolloutInputs last = At(1200);
+  last.analysis = pass.analysis;
+  Decision promoted = Decide(r.desired, r.live, last);
+  ASSERT_EQ(promoted.step, Step::kPromote);
+  EXPECT_TRUE(SameTraffic(*promoted.update->traffic, {Target(r.candidate, 100)}));
+  EXPECT_EQ(promoted.update->annotations.count(kStepAnnotation), 0u);
+  RolloutInputs bad = At(1200);
+  bad.analysis = GateResult{GateResult::Verdict::kFail, "0.3 > 0.01"};
+  Decision rolled = Decide(r.desired, r.live, bad);
+  EXPECT_EQ(rolled.step, Step::kRollback);
+  EXPECT_EQ(rolled.rollback_reason, "AnalysisFailed");
+  EXPECT_TRUE(SameTraffic(*rolled.update->traffic, {Target("api-old", 100)}));
+}
+
+TEST(RolloutTest, ProgressDeadlineRollsBackARevisionThatNeverBecomesReady) {
+  Rollout r = InRollout(RolloutStrategy::kDirect, "deploying");
+  r.desired.rollout.progress_deadline = absl::Minutes(10);
+  r.live.latest_ready_revision = "api-old";
+  EXPECT_EQ(Decide(r.desired, r.live, At(1000 + 599)).step, Step::kWaitCandidate);
+  Decision d = Decide(r.desired, r.live, At(1000 + 601));
+  EXPECT_EQ(d.step, Step::kRollback);
+  EXPECT_EQ(d.rollback_reason, "ProgressDeadlineExceeded");
+  r.live.reconciling = true;
+  EXPECT_EQ(Decide(r.desired, r.live, At(1000 + 601)).step, Step::kRollback)
+      << "also while Cloud Run keeps reconciling it";
+  r.live.reconciling = false;
+  r.live.terminal_state = "CONDITION_FAILED";
+  EXPECT_EQ(Decide(r.desired, r.live, At(1001)).rollback_reason, "RevisionFailed");
+}
+
+TEST(RolloutTest, ABlockedRevisionIsNeverPromotedAgainButANewOneIs) {
+  Rollout r = InRollout(RolloutStrategy::kDirect, "deploying");
+  RolloutInputs failed = At(1001);
+  r.desired.rollout.verify = VerifySpec{};
+  failed.verify = GateResult{GateResult::Verdict::kFail, "500"};
+  Decision rollback = Decide(r.desired, r.live, failed);
+  r.live.annotations = rollback.update->annotations;
+  r.live.traffic_statuses = *rollback.update->traffic;
+  Decision blocked = Decide(r.desired, r.live, At(99999));
+  EXPECT_EQ(blocked.step, Step::kRolledBack);
+  EXPECT_EQ(blocked.rollback_reason, "VerifyFailed");
+  EXPECT_FALSE(blocked.update.has_value());
+  r.live.reconciling = true;  // Cloud Run still busy with the abandoned revision
+  DesiredService next = Desired("gcr.io/p/app@sha256:" + std::string(64, 'c'));
+  Decision fresh = Decide(next, r.live, At(99999));
+  ASSERT_EQ(fresh.step, Step::kDeployDark);
+  EXPECT_EQ(fresh.update->annotations.count(kBlockedAnnotation), 0u);
+  EXPECT_EQ(fresh.update->annotations.at(kStableTrafficAnnotation), "api-old:100:");
+}
+
+TEST(RolloutTest, ManualWaitsForPromoteOrAbort) {
+  Rollout r = InRollout(RolloutStrategy::kManual, "deploying");
+  Decision waiting = Decide(r.desired, r.live, At(1001));
+  ASSERT_EQ(waiting.step, Step::kAwaitManual);
+  r.live.annotations = waiting.update->annotations;
+  EXPECT_EQ(Decide(r.desired, r.live, At(5000)).step, Step::kAwaitingPromotion)
+      << "no deadline while a person decides";
+  r.live.annotations[kDecisionAnnotation] = "promote";
+  Decision promoted = Decide(r.desired, r.live, At(5000));
+  EXPECT_EQ(promoted.step, Step::kPromote);
+  EXPECT_EQ(promoted.update->annotations.count(kDecisionAnnotation), 0u);
+  r.live.annotations[kDecisionAnnotation] = "abort";
+  Decision aborted = Decide(r.desired, r.live, At(5000));
+  EXPECT_EQ(aborted.step, Step::kRollback);
+  EXPECT_EQ(aborted.rollback_reason, "Aborted");
 }
 
 TEST(DecideTest, BuildWithoutImageWritesNothing) {
