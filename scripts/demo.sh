@@ -30,6 +30,17 @@ pids+=($!)
 for _ in $(seq 1 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 api="http://127.0.0.1:$(cat "$work/port")"
 cp -r manifests/examples "$work/manifests"
+# The canary example pauses minutes and asks a cluster's Prometheus; for the demo its steps pause
+# one second and the analysis gate is left out (tests/integration/rollout_e2e_test.py runs it
+# against a real Prometheus).
+python3 - "$work/manifests/frontend-canary.yaml" <<'PY'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+text = re.sub(r"pause: \d+m", "pause: 1s", text)
+text = re.sub(r"\n    analysis:\n(?:      .*\n|        .*\n|          .*\n)*", "\n", text)
+open(path, "w").write(text)
+PY
 endpoints=(--cloudrun-endpoint "$api/" --cloudbuild-endpoint "$api/")
 flags=("${endpoints[@]}" --state-dir "$work/status" --poll-interval 100ms)
 backend="$api/v2/projects/netra-staging/locations/us-central1/services/netra-backend-staging"

@@ -209,6 +209,11 @@ progressDeadline: 2m
         log = sc.run_stderr(stderr_path)
         expect(f"Rolling back revision {blocked} ({reason}" in log,
                f"{what}: one log line says why", log[-1500:])
+        # The pass that ran the failing gate (or saw the failure) also wrote the rollback:
+        # its duration is the time from the gate to the rollback PATCH done.
+        took = re.search(r"step=Rollback result=progressing writes=1 took=(\d+)ms", log)
+        expect(took is not None, f"{what}: the rollback pass is logged with its duration")
+        ok(f"{what}: gate to rollback PATCH (one pass) took {took.group(1)} ms")
         stop_process(proc)
         status = __import__("json").loads(sc.runway("status", "-o", "json").stdout)
         conditions = {c["type"]: c for c in status["services"][0]["conditions"]}
