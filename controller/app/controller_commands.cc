@@ -841,20 +841,39 @@ int RunDecision(const ControllerFlags& flags, const std::string& decision, std::
           << decision << "\n";
       return kExitInvalid;
     }
+    // Act at once when the rollout is where the decision applies (abort: always; promote: once
+    // the candidate is Ready), in the same single write the controller would make; otherwise
+    // record the decision for the controller.
+    LiveService decided = *live;
+    decided.annotations[kDecisionAnnotation] = decision;
+    DesiredService desired = *found;
+    if (!desired.image) desired.image = live->image;  // spec.build: the image that was built
+    RolloutInputs inputs;
+    inputs.now = absl::Now();
+    Decision next = Decide(desired, decided, inputs);
+    const bool acts = (next.step == Step::kRollback || next.step == Step::kPromote) &&
+                      next.update.has_value();
     ServiceUpdate update;
-    update.name = found->target;
-    update.etag = live->etag;
-    update.annotations = live->annotations;
-    update.annotations[kDecisionAnnotation] = decision;
+    if (acts) {
+      update = *next.update;
+    } else {
+      update.name = found->target;
+      update.etag = live->etag;
+      update.annotations = decided.annotations;
+    }
     absl::StatusOr<OperationState> written = (*access)->client->UpdateService(update);
     if (!written.ok() && written.status().code() == absl::StatusCode::kAborted) continue;
     if (!written.ok()) {
       err << command << ": " << written.status().message() << "\n";
       return kExitInvalid;
     }
-    out << found->key.ToString() << ": " << decision << " recorded for revision "
-        << candidate->second << " (" << kDecisionAnnotation << "=" << decision
-        << "); the controller acts on it at its next look\n";
+    if (acts) {
+      out << found->key.ToString() << ": " << next.message << "\n";
+    } else {
+      out << found->key.ToString() << ": " << decision << " recorded for revision "
+          << candidate->second << " (" << kDecisionAnnotation << "=" << decision
+          << "); the controller acts on it once the candidate is Ready\n";
+    }
     return kExitOk;
   }
   err << command << ": the service kept changing; try again\n";

@@ -241,6 +241,12 @@ bool Controller::ProcessNext() {
       } else if (outcome.step == Step::kReportDrift && state.outcome.step != Step::kReportDrift) {
         metrics_->DriftDetected();
       }
+      // A rollback another process wrote (`runway abort`) is counted when first seen here; one
+      // this process wrote was counted by the Reconciler, and a restart counts nothing again.
+      if (outcome.step == Step::kRolledBack && state.passes > 0 &&
+          state.outcome.step != Step::kRolledBack && state.outcome.step != Step::kRollback) {
+        metrics_->RolledBack(outcome.rollback_reason);
+      }
       state.outcome = outcome;
       ++state.passes;
       state.writes += outcome.writes;

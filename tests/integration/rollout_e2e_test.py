@@ -335,8 +335,8 @@ steps:
         sc.wait_for("two resyncs", lambda: lists() >= 2, alive=proc)
         expect(not self.writes(sc, mark), "manual: no write while waiting, across resyncs")
         done = self.decide(sc, "promote")
-        expect("promote recorded" in done.stdout, "manual: runway promote records the decision",
-               done.stdout)
+        expect("Promoting (runway promote)" in done.stdout,
+               "manual: runway promote moves traffic at once (one write)", done.stdout)
         sc.wait_converged(revision, alive=proc)
         ok("manual: promoted to 100% after `runway promote`")
         stop_process(proc)
@@ -347,7 +347,10 @@ steps:
                     .get("runway.dev/phase") == "awaiting" and self.candidate(sc) != revision,
                     alive=proc)
         aborted = self.candidate(sc)
-        self.decide(sc, "abort")
+        mark = sc.emulator.mark()
+        done = self.decide(sc, "abort")
+        expect("Rolling back revision" in done.stdout and len(self.writes(sc, mark)) == 1,
+               "manual: runway abort rolls back at once, in one write", done.stdout)
         s = self.wait_rolled_back(sc, proc, "Aborted")
         served = {short(t.get("revision", "")): t.get("percent", 0)
                   for t in s.get("trafficStatuses", []) if t.get("percent")}
