@@ -145,6 +145,9 @@ Json StatusesJson(const std::vector<std::pair<ObjectKey, ServiceStatus>>& status
 // Metrics and, with --http-address, the HTTP endpoint: /metrics, /healthz, /readyz and
 // /api/v1/services (docs/observability.md).
 class Observability {
+ private:
+  SystemClock clock_;  // before `metrics`, which keeps a pointer to it
+
  public:
   explicit Observability(const std::string& state_dir)
       : metrics(RUNWAY_VERSION, &clock_), state_dir_(state_dir) {}
@@ -226,7 +229,6 @@ class Observability {
     return response;
   }
 
-  SystemClock clock_;
   const std::string state_dir_;
   std::unique_ptr<HttpEndpoint> http_;
   absl::Mutex mutex_;
@@ -851,8 +853,8 @@ int RunDecision(const ControllerFlags& flags, const std::string& decision, std::
     RolloutInputs inputs;
     inputs.now = absl::Now();
     Decision next = Decide(desired, decided, inputs);
-    const bool acts = (next.step == Step::kRollback || next.step == Step::kPromote) &&
-                      next.update.has_value();
+    const bool acts =
+        (next.step == Step::kRollback || next.step == Step::kPromote) && next.update.has_value();
     ServiceUpdate update;
     if (acts) {
       update = *next.update;

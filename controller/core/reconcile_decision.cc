@@ -473,6 +473,11 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
         if (inputs.verify->verdict == GateResult::Verdict::kFail) {
           return rollback("VerifyFailed", inputs.verify->detail);
         }
+        if (inputs.verify->verdict == GateResult::Verdict::kHold) {
+          decision.step = Step::kWaitCandidate;
+          decision.message = absl::StrCat("Verify waits: ", inputs.verify->detail, ".");
+          return decision;
+        }
       }
       if (rollout.strategy == RolloutStrategy::kDirect || person == "promote") {
         return promote_now(rollout.verify ? "verified" : "Ready");

@@ -256,6 +256,10 @@ TEST(RolloutTest, VerifyGatesTheFirstTrafficAndAFailureRollsBack) {
   EXPECT_EQ(d.update->annotations.at(kBlockedAnnotation), r.candidate);
   EXPECT_THAT(d.update->annotations.at(kRollbackReasonAnnotation), HasSubstr("500"));
   EXPECT_FALSE(d.update->revision_template.has_value()) << "one traffic write, no new revision";
+  RolloutInputs early = At(1001);
+  early.verify = GateResult{GateResult::Verdict::kHold, "no tag URL yet"};
+  EXPECT_EQ(Decide(r.desired, r.live, early).step, Step::kWaitCandidate)
+      << "a verify that could not run yet is no pass";
   RolloutInputs passed = At(1001);
   passed.verify = GateResult{GateResult::Verdict::kPass, "200"};
   EXPECT_EQ(Decide(r.desired, r.live, passed).step, Step::kPromote);
