@@ -853,8 +853,16 @@ int RunDecision(const ControllerFlags& flags, const std::string& decision, std::
     RolloutInputs inputs;
     inputs.now = absl::Now();
     Decision next = Decide(desired, decided, inputs);
+    if (next.revision != candidate->second) {
+      err << command << ": the rollout in progress is of revision " << candidate->second
+          << ", but the manifests here describe revision " << next.revision
+          << " (a different image or template): update them to what the controller runs, or "
+          << "let it roll the new one out\n";
+      return kExitInvalid;
+    }
     const bool acts =
-        (next.step == Step::kRollback || next.step == Step::kPromote) && next.update.has_value();
+        next.update.has_value() &&
+        (decision == "abort" ? next.step == Step::kRollback : next.step == Step::kPromote);
     ServiceUpdate update;
     if (acts) {
       update = *next.update;

@@ -241,11 +241,16 @@ bool Controller::ProcessNext() {
       } else if (outcome.step == Step::kReportDrift && state.outcome.step != Step::kReportDrift) {
         metrics_->DriftDetected();
       }
-      // A rollback another process wrote (`runway abort`) is counted when first seen here; one
-      // this process wrote was counted by the Reconciler, and a restart counts nothing again.
-      if (outcome.step == Step::kRolledBack && state.passes > 0 &&
-          state.outcome.step != Step::kRolledBack && state.outcome.step != Step::kRollback) {
-        metrics_->RolledBack(outcome.rollback_reason);
+      // Each rollback counts once per revision: one this process wrote, or one another process
+      // wrote (`runway abort`) when first seen. A restart starts with the revisions it finds
+      // rolled back already counted.
+      const bool wrote_rollback = outcome.step == Step::kRollback && outcome.writes > 0;
+      if (wrote_rollback || outcome.step == Step::kRolledBack) {
+        const bool counted = state.rolled_back_revision == outcome.revision;
+        if (!counted && (wrote_rollback || state.passes > 0)) {
+          metrics_->RolledBack(outcome.rollback_reason);
+        }
+        state.rolled_back_revision = outcome.revision;
       }
       state.outcome = outcome;
       ++state.passes;

@@ -47,6 +47,7 @@ class Controller {
     ReconcileOutcome outcome;
     int64_t passes = 0;
     int64_t writes = 0;
+    std::string rolled_back_revision;  // the last rollback counted in runway_rollbacks_total
   };
 
   // Point-in-time values for gauges (runway_workqueue_depth, runway_services, ...), read at

@@ -46,6 +46,8 @@ ImageResolution FromApiError(const absl::Status& status, const std::string& what
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kAborted:
     case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kNotFound:         // a build that vanished: list by tag again
+    case absl::StatusCode::kUnauthenticated:  // a token that failed to refresh
       return Resolution(Kind::kRetry, kBuilderCloudBuild, "CloudBuildUnavailable",
                         absl::StrCat(what, ": ", status.message(), "; will retry"));
     default:
@@ -239,8 +241,10 @@ ImageResolution ImageBuilds::ResolveCloud(const DesiredService& desired, Tracked
   if (!tracked.id.empty()) {
     absl::StatusOr<BuildState> build = cloud_build_->GetBuild(project, tracked.id);
     if (build.ok()) return FromCloudBuild(desired, tracked, *build);
+    ImageResolution out =
+        FromApiError(build.status(), absl::StrCat("reading Cloud Build ", tracked.id));
     if (build.status().code() == absl::StatusCode::kNotFound) tracked.id.clear();  // list again
-    return FromApiError(build.status(), absl::StrCat("reading Cloud Build ", tracked.id));
+    return out;
   }
   absl::StatusOr<std::vector<BuildState>> builds =
       cloud_build_->ListBuildsByTag(project, tracked.tag);

@@ -308,8 +308,18 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   // The split to restore: recorded when the rollout began, else what serves minus the candidate.
   std::vector<LiveTrafficTarget> stable = DecodeSplit(Annotation(*live, kStableTrafficAnnotation));
   if (stable.empty()) {
-    for (const LiveTrafficTarget& t : NormalizeTraffic(live->traffic_statuses)) {
-      if (t.revision != revision && t.percent > 0) stable.push_back(t);
+    // No record: what serves besides the candidate (LATEST pinned), scaled back to 100.
+    std::vector<LiveTrafficTarget> others;
+    for (const LiveTrafficTarget& t : live->traffic_statuses) {
+      LiveTrafficTarget pinned = t;
+      if (pinned.revision.empty() && pinned.latest) pinned.revision = live->latest_ready_revision;
+      pinned.latest = false;
+      if (pinned.revision.empty() || pinned.revision == revision || pinned.percent <= 0) continue;
+      others.push_back(pinned);
+    }
+    if (!others.empty()) {
+      stable = CanarySplit(others, "", 0);
+      stable.pop_back();  // the empty candidate CanarySplit adds
     }
   }
   auto rollback = [&](const std::string& reason, const std::string& why) {
@@ -336,7 +346,9 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
   const bool reconciling_abandoned =
       phase == "rolled-back" && Annotation(*live, kBlockedAnnotation) == live->template_revision;
   if (live->reconciling && !reconciling_abandoned) {
-    if (in_rollout && !stable.empty() && deadline_passed) {
+    // The deadline guards the candidate becoming Ready; later phases wait for a pause, analysis
+    // or a person, and an unrelated write may make Cloud Run reconcile meanwhile.
+    if (in_rollout && phase == "deploying" && !stable.empty() && deadline_passed) {
       return rollback("ProgressDeadlineExceeded",
                       absl::StrCat("Cloud Run was still reconciling the candidate after "
                                    "progressDeadline ",
@@ -391,6 +403,14 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
       // The recorded split stays the one last applied: the dark write is not a traffic change.
       auto applied = live->annotations.find(kTrafficAnnotation);
       std::vector<LiveTrafficTarget> stable_split(serving.begin(), serving.end() - 1);
+      // A rollout that replaces an unfinished one keeps the split from before that one: the
+      // abandoned candidate, never verified, must not become "stable".
+      const std::string old_phase = Annotation(*live, kPhaseAnnotation);
+      if (old_phase == "deploying" || old_phase == "canary" || old_phase == "awaiting") {
+        std::vector<LiveTrafficTarget> before =
+            DecodeSplit(Annotation(*live, kStableTrafficAnnotation));
+        if (!before.empty()) stable_split = before;
+      }
       update.annotations = WithRunwayAnnotations(
           WithoutRollout(live->annotations), "deploying", revision,
           absl::StrJoin(stable_names, ","),
@@ -474,6 +494,12 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
           return rollback("VerifyFailed", inputs.verify->detail);
         }
         if (inputs.verify->verdict == GateResult::Verdict::kHold) {
+          if (deadline_passed) {
+            return rollback("ProgressDeadlineExceeded",
+                            absl::StrCat("not verified within progressDeadline ",
+                                         absl::FormatDuration(rollout.progress_deadline), ": ",
+                                         inputs.verify->detail));
+          }
           decision.step = Step::kWaitCandidate;
           decision.message = absl::StrCat("Verify waits: ", inputs.verify->detail, ".");
           return decision;
@@ -509,9 +535,26 @@ Decision Decide(const DesiredService& desired, const std::optional<LiveService>&
     // phase == "canary"
     if (person == "promote") return promote_now("runway promote");
     size_t index = 0;
+    if (rollout.strategy == RolloutStrategy::kDirect) {
+      return promote_now("the manifest's strategy is now direct");
+    }
+    if (rollout.strategy == RolloutStrategy::kManual) {
+      decision.step = Step::kAwaitManual;
+      ServiceUpdate update = BaseUpdate(desired, live);
+      update.annotations = live->annotations;
+      update.annotations[kPhaseAnnotation] = "awaiting";
+      update.annotations.erase(kStepAnnotation);
+      update.annotations[kProgressAnnotation] = UnixSeconds(inputs.now);
+      decision.update = update;
+      decision.message = absl::StrCat("The manifest's strategy is now manual: revision ", revision,
+                                      " holds its traffic and waits for `runway promote`.");
+      return decision;
+    }
     if (!absl::SimpleAtoi(Annotation(*live, kStepAnnotation), &index) ||
-        index >= rollout.steps.size()) {
-      return promote_now("the recorded step is past the manifest's steps");
+        index >= rollout.steps.size() || !progress_at) {
+      // The recorded step does not fit the manifest's steps (they were edited) or has no start
+      // time: start the steps again from the first, never skip analysis.
+      return advance_to(0, "the recorded step does not match the manifest's steps");
     }
     std::vector<LiveTrafficTarget> step_split =
         CanarySplit(stable, revision, rollout.steps[index].percent);

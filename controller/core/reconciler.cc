@@ -158,7 +158,6 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
         outcome.requeue_after = options_.poll_interval;
         if (decision.step == Step::kRollback) {
           SPDLOG_WARN("{}: {}", desired.key.ToString(), decision.message);
-          if (options_.metrics != nullptr) options_.metrics->RolledBack(decision.rollback_reason);
         }
         Report(desired, outcome, live);
         return outcome;
@@ -171,6 +170,16 @@ ReconcileOutcome Reconciler::Reconcile(const DesiredService& spec,
                                          : ReconcileOutcome::Kind::kTransientError;
       outcome.reason = PermanentReason(result);
       outcome.message = absl::StrCat(StepName(decision.step), " failed: ", result.message());
+      if (decision.step == Step::kRollback) {
+        // Not rolled back yet: keep trying (with backoff) rather than stall with the candidate
+        // still serving; status says the rollback is pending and why it failed.
+        outcome.kind = ReconcileOutcome::Kind::kTransientError;
+        outcome.reason = "RollbackFailed";
+        outcome.rollback_reason.clear();
+        outcome.message =
+            absl::StrCat("Rollback of ", decision.revision, " (", decision.rollback_reason,
+                         ") failed, retrying: ", result.message());
+      }
       Report(desired, outcome, live);
       return outcome;
     }
@@ -361,24 +370,32 @@ GateResult Reconciler::Verify(const DesiredService& desired, const LiveService& 
     result.detail = absl::StrCat("no HTTP client to verify ", url);
     return result;
   }
+  // One GET per pass: a failed attempt is retried on the next pass (after --poll-interval), so
+  // a blip right after Ready does not use up every attempt within milliseconds.
   const int attempts = std::max(1, verify.retries + 1);
-  std::string last;
-  for (int attempt = 1; attempt <= attempts; ++attempt) {
-    HttpRequest request;
-    request.method = "GET";
-    request.url = url;
-    request.timeout = verify.timeout;
-    absl::StatusOr<HttpResponse> response = options_.verify_http->Send(request);
-    if (response.ok() && response->status == verify.expect_status) {
-      result.verdict = GateResult::Verdict::kPass;
-      result.detail = absl::StrCat("GET ", url, " answered ", response->status);
-      return result;
-    }
-    last = response.ok() ? absl::StrCat("answered ", response->status)
-                         : std::string(response.status().message());
+  HttpRequest request;
+  request.method = "GET";
+  request.url = url;
+  request.timeout = verify.timeout;
+  absl::StatusOr<HttpResponse> response = options_.verify_http->Send(request);
+  const std::string attempt_key = absl::StrCat(desired.key.ToString(), "#", revision);
+  absl::MutexLock lock(&gate_mutex_);
+  if (response.ok() && response->status == verify.expect_status) {
+    verify_failures_.erase(attempt_key);
+    result.verdict = GateResult::Verdict::kPass;
+    result.detail = absl::StrCat("GET ", url, " answered ", response->status);
+    return result;
   }
-  result.detail = absl::StrCat("GET ", url, " ", last, " (expected ", verify.expect_status, "; ",
-                               attempts, attempts == 1 ? " attempt)" : " attempts)");
+  const int failed = ++verify_failures_[attempt_key];
+  const std::string seen = response.ok() ? absl::StrCat("answered ", response->status)
+                                         : std::string(response.status().message());
+  result.detail = absl::StrCat("GET ", url, " ", seen, " (expected ", verify.expect_status,
+                               "; attempt ", failed, " of ", attempts, ")");
+  if (failed >= attempts) {
+    verify_failures_.erase(attempt_key);
+    return result;  // kFail
+  }
+  result.verdict = GateResult::Verdict::kHold;
   return result;
 }
 
@@ -391,12 +408,26 @@ GateResult Reconciler::Analyze(const DesiredService& desired, const LiveService&
       revision, "#",
       live.annotations.count(kStepAnnotation) ? live.annotations.at(kStepAnnotation) : "");
   GateResult result;
+  const absl::Time now = clock_->Now();
+  {
+    // One query per interval: extra passes (resyncs, refreshes, conflicts) must not add to the
+    // failure and error counts faster than the manifest says.
+    absl::MutexLock lock(&gate_mutex_);
+    AnalysisCounts& counts = analysis_counts_[desired.key.ToString()];
+    if (counts.step != step) counts = AnalysisCounts{step, 0, 0, std::nullopt};
+    if (counts.last_query && now - *counts.last_query < analysis.interval) {
+      result.verdict = GateResult::Verdict::kHold;
+      result.detail = absl::StrCat("next analysis at ",
+                                   absl::FormatTime(*counts.last_query + analysis.interval));
+      return result;
+    }
+    counts.last_query = now;
+  }
   absl::StatusOr<std::optional<double>> value =
       options_.analysis == nullptr ? absl::FailedPreconditionError("no Prometheus client")
                                    : options_.analysis->Query(analysis.prometheus_address, query);
-  absl::MutexLock lock(&analysis_mutex_);
+  absl::MutexLock lock(&gate_mutex_);
   AnalysisCounts& counts = analysis_counts_[desired.key.ToString()];
-  if (counts.step != step) counts = AnalysisCounts{step, 0, 0};
   std::string bounds;
   if (analysis.max_value) absl::StrAppend(&bounds, "<= ", *analysis.max_value);
   if (analysis.min_value) {

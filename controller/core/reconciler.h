@@ -90,9 +90,12 @@ class Reconciler {
     std::string step;  // "<revision>#<step>"
     int failures = 0;
     int errors = 0;
+    std::optional<absl::Time> last_query;
   };
-  absl::Mutex analysis_mutex_;
-  std::map<std::string, AnalysisCounts> analysis_counts_ ABSL_GUARDED_BY(analysis_mutex_);
+  absl::Mutex gate_mutex_;
+  std::map<std::string, AnalysisCounts> analysis_counts_ ABSL_GUARDED_BY(gate_mutex_);
+  // Failed verify attempts per "<key>#<revision>", spread over passes.
+  std::map<std::string, int> verify_failures_ ABSL_GUARDED_BY(gate_mutex_);
 
   // Resolves spec.build: `built` is `desired` with the image once the build is ready; the
   // outcome (build set) says what to report while it is not.

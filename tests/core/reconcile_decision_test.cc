@@ -358,6 +358,58 @@ TEST(RolloutTest, ManualWaitsForPromoteOrAbort) {
   EXPECT_EQ(aborted.rollback_reason, "Aborted");
 }
 
+TEST(RolloutTest, ANewRolloutOverAnUnfinishedOneKeepsTheSplitFromBeforeIt) {
+  Rollout r = InRollout(RolloutStrategy::kCanary, "canary");
+  r.live.traffic_statuses = {Target("api-old", 90), Target(r.candidate, 10, "candidate")};
+  r.live.annotations[kStepAnnotation] = "0";
+  DesiredService fix = Desired("gcr.io/p/app@sha256:" + std::string(64, 'f'));
+  Decision d = Decide(fix, r.live, At(2000));
+  ASSERT_EQ(d.step, Step::kDeployDark);
+  EXPECT_EQ(d.update->annotations.at(kStableTrafficAnnotation), "api-old:100:")
+      << "the abandoned candidate never becomes stable";
+}
+
+TEST(RolloutTest, EditedStepsOrStrategyNeverSkipAGate) {
+  Rollout r = InRollout(RolloutStrategy::kCanary, "canary");
+  r.desired.rollout.steps = {{10, absl::Seconds(60)}};
+  r.live.traffic_statuses = {Target("api-old", 50), Target(r.candidate, 50, "candidate")};
+  r.live.annotations[kStepAnnotation] = "3";  // the steps were cut while at step 4
+  Decision restart = Decide(r.desired, r.live, At(2000));
+  ASSERT_EQ(restart.step, Step::kAdvance);
+  EXPECT_EQ(restart.update->annotations.at(kStepAnnotation), "0");
+  r.desired.rollout.strategy = RolloutStrategy::kManual;
+  Decision hold = Decide(r.desired, r.live, At(2000));
+  ASSERT_EQ(hold.step, Step::kAwaitManual) << "switching to manual halts, it does not promote";
+  EXPECT_FALSE(hold.update->traffic.has_value());
+}
+
+TEST(RolloutTest, TheDeadlineDoesNotCutAPauseShortWhileCloudRunReconciles) {
+  Rollout r = InRollout(RolloutStrategy::kCanary, "canary");
+  r.desired.rollout.steps = {{10, absl::Minutes(30)}};
+  r.desired.rollout.progress_deadline = absl::Minutes(10);
+  r.live.annotations[kStepAnnotation] = "0";
+  r.live.reconciling = true;  // an unrelated write during a long pause
+  EXPECT_EQ(Decide(r.desired, r.live, At(1000 + 20 * 60)).step, Step::kWaitCloudRun);
+}
+
+TEST(RolloutTest, WithoutARecordTheRollbackSplitIsTheRestScaledTo100) {
+  Rollout r = InRollout(RolloutStrategy::kDirect, "deploying");
+  r.desired.rollout.verify = VerifySpec{};
+  r.live.annotations.erase(kStableTrafficAnnotation);
+  LiveTrafficTarget latest;
+  latest.latest = true;
+  latest.percent = 60;
+  r.live.latest_ready_revision = r.candidate;
+  r.live.traffic_statuses = {Target("api-old", 30), latest, Target(r.candidate, 10, "candidate")};
+  r.live.traffic_statuses[1].revision = "api-mid";
+  RolloutInputs failed = At(1001);
+  failed.verify = GateResult{GateResult::Verdict::kFail, "500"};
+  Decision d = Decide(r.desired, r.live, failed);
+  ASSERT_EQ(d.step, Step::kRollback);
+  EXPECT_TRUE(SameTraffic(*d.update->traffic, {Target("api-old", 33), Target("api-mid", 67)}))
+      << DescribeTraffic(*d.update->traffic);
+}
+
 TEST(DecideTest, BuildWithoutImageWritesNothing) {
   DesiredService desired = Desired(kImageA);
   desired.image.reset();

@@ -68,16 +68,19 @@ class History:
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
 
+    def sample(self):
+        try:
+            s = self.sc.emulator.service()
+            split = tuple(sorted((short(t.get("revision", "")), t.get("percent", 0))
+                                 for t in s.get("trafficStatuses", []) if t.get("percent")))
+            if not self.splits or self.splits[-1] != split:
+                self.splits.append(split)
+        except Exception:
+            pass
+
     def loop(self):
         while not self.stop.is_set():
-            try:
-                s = self.sc.emulator.service()
-                split = tuple(sorted((short(t.get("revision", "")), t.get("percent", 0))
-                                     for t in s.get("trafficStatuses", []) if t.get("percent")))
-                if not self.splits or self.splits[-1] != split:
-                    self.splits.append(split)
-            except Exception:
-                pass
+            self.sample()
             time.sleep(0.03)
 
     def candidate_percents(self, revision):
@@ -91,6 +94,7 @@ class History:
     def close(self):
         self.stop.set()
         self.thread.join(timeout=5)
+        self.sample()  # the state the test waited for, even if the poller had not seen it yet
 
 
 class Rollouts:
