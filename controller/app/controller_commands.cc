@@ -276,6 +276,61 @@ absl::StatusOr<std::unique_ptr<Builders>> MakeBuilders(const ControllerFlags& fl
   return builders;
 }
 
+// What `apply` and `run` share: metrics and the HTTP endpoint, the Google API clients, the
+// builders and the rollout gates' clients. Members are destroyed in reverse order, so the
+// observer the clients report to outlives them.
+struct ControllerRuntime {
+  explicit ControllerRuntime(const std::string& state_dir) : observability(state_dir) {}
+
+  // A controller wired to all of it (clients, builders, verify and analysis, metrics).
+  std::unique_ptr<Controller> MakeController(Controller::Options options, ManifestSource* source,
+                                             StatusReporter* status) {
+    options.reconciler.verify_http = access->transport.get();
+    options.reconciler.analysis = analysis.get();
+    return std::make_unique<Controller>(options, source, access->client.get(), status,
+                                        &access->clock, builders->builds.get(),
+                                        &observability.metrics);
+  }
+
+  Observability observability;
+  std::unique_ptr<CloudRunAccess> access;
+  std::unique_ptr<Builders> builders;
+  std::unique_ptr<PrometheusQueryClient> analysis;
+};
+
+// Sets up a ControllerRuntime and serves its endpoint; on a bad flag or an unusable address
+// prints "<command>: <why>" to `err` and returns null (exit kExitUsage).
+std::unique_ptr<ControllerRuntime> StartRuntime(const ControllerFlags& flags,
+                                                const std::string& command, std::ostream& err) {
+  auto runtime = std::make_unique<ControllerRuntime>(flags.state_dir);
+  PrometheusMetrics* metrics = &runtime->observability.metrics;
+  absl::Status problem;
+  if (absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
+          ConnectCloudRun(flags.cloud_run, metrics);
+      access.ok()) {
+    runtime->access = *std::move(access);
+  } else {
+    problem = access.status();
+  }
+  if (problem.ok()) {
+    absl::StatusOr<std::unique_ptr<Builders>> builders =
+        MakeBuilders(flags, *runtime->access, metrics);
+    if (builders.ok()) {
+      runtime->builders = *std::move(builders);
+    } else {
+      problem = builders.status();
+    }
+  }
+  if (problem.ok()) problem = runtime->observability.Serve(flags);
+  if (!problem.ok()) {
+    err << command << ": " << problem.message() << "\n";
+    return nullptr;
+  }
+  runtime->analysis =
+      std::make_unique<PrometheusQueryClient>(runtime->access->transport.get(), metrics);
+  return runtime;
+}
+
 // The CRD's schema, compiled in; loaded once.
 const ManifestSchema* EmbeddedSchema() {
   static const auto* schema =
@@ -415,23 +470,8 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     err << "runway apply: " << (!poll.ok() ? poll.status() : timeout.status()).message() << "\n";
     return kExitUsage;
   }
-  Observability observability(flags.state_dir);
-  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
-      ConnectCloudRun(flags.cloud_run, &observability.metrics);
-  if (!access.ok()) {
-    err << "runway apply: " << access.status().message() << "\n";
-    return kExitUsage;
-  }
-  absl::StatusOr<std::unique_ptr<Builders>> builders =
-      MakeBuilders(flags, **access, &observability.metrics);
-  if (!builders.ok()) {
-    err << "runway apply: " << builders.status().message() << "\n";
-    return kExitUsage;
-  }
-  if (absl::Status served = observability.Serve(flags); !served.ok()) {
-    err << "runway apply: " << served.message() << "\n";
-    return kExitUsage;
-  }
+  std::unique_ptr<ControllerRuntime> runtime = StartRuntime(flags, "runway apply", err);
+  if (runtime == nullptr) return kExitUsage;
   if (!EmbeddedSchema()) {
     err << "runway: the compiled-in CRD schema does not load\n";
     return kExitInvalid;
@@ -445,16 +485,13 @@ int RunApply(const ControllerFlags& flags, std::ostream& out, std::ostream& err)
     err << "runway apply: " << checked.status().message() << "\n";
     return kExitInvalid;
   }
-  FileStatusStore status(flags.state_dir, &(*access)->clock);
+  FileStatusStore status(flags.state_dir, &runtime->access->clock);
   Controller::Options options;
   options.workers = flags.workers;
   options.reconciler.poll_interval = *poll;
-  PrometheusQueryClient analysis((*access)->transport.get(), &observability.metrics);
-  options.reconciler.verify_http = (*access)->transport.get();
-  options.reconciler.analysis = &analysis;
-  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
-                        (*builders)->builds.get(), &observability.metrics);
-  ObservabilityBinding bound(observability, controller);
+  std::unique_ptr<Controller> owned = runtime->MakeController(options, &source, &status);
+  Controller& controller = *owned;
+  ObservabilityBinding bound(runtime->observability, controller);
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway apply: " << refreshed.message() << "\n";
     return kExitInvalid;
@@ -545,47 +582,31 @@ int RunController(const ControllerFlags& flags, std::ostream& err) {
       return kExitUsage;
     }
   }
-  Observability observability(flags.state_dir);
-  absl::StatusOr<std::unique_ptr<CloudRunAccess>> access =
-      ConnectCloudRun(flags.cloud_run, &observability.metrics);
-  if (!access.ok()) {
-    err << "runway run: " << access.status().message() << "\n";
-    return kExitUsage;
-  }
-  absl::StatusOr<std::unique_ptr<Builders>> builders =
-      MakeBuilders(flags, **access, &observability.metrics);
-  if (!builders.ok()) {
-    err << "runway run: " << builders.status().message() << "\n";
-    return kExitUsage;
-  }
-  if (absl::Status served = observability.Serve(flags); !served.ok()) {
-    err << "runway run: " << served.message() << "\n";
-    return kExitUsage;
-  }
-  // Block the signals before any thread starts, so only sigwait below receives them.
+  // Block the signals before any thread starts (the HTTP endpoint's, the transport's, the
+  // workers'), so only sigwait below receives them: a thread that does not block SIGTERM would
+  // take it and end the process without the graceful stop.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::unique_ptr<ControllerRuntime> runtime = StartRuntime(flags, "runway run", err);
+  if (runtime == nullptr) return kExitUsage;
 
   if (!EmbeddedSchema()) {
     err << "runway: the compiled-in CRD schema does not load\n";
     return kExitInvalid;
   }
   FileManifestSource source(*EmbeddedSchema(), flags.paths);
-  FileStatusStore status(flags.state_dir, &(*access)->clock);
+  FileStatusStore status(flags.state_dir, &runtime->access->clock);
   Controller::Options options;
   options.workers = flags.workers;
   options.resync = *resync;
   options.initial_resync = true;
   options.reconciler.poll_interval = *poll;
-  PrometheusQueryClient analysis((*access)->transport.get(), &observability.metrics);
-  options.reconciler.verify_http = (*access)->transport.get();
-  options.reconciler.analysis = &analysis;
-  Controller controller(options, &source, (*access)->client.get(), &status, &(*access)->clock,
-                        (*builders)->builds.get(), &observability.metrics);
-  ObservabilityBinding bound(observability, controller);
+  std::unique_ptr<Controller> owned = runtime->MakeController(options, &source, &status);
+  Controller& controller = *owned;
+  ObservabilityBinding bound(runtime->observability, controller);
   if (absl::Status refreshed = controller.Refresh(); !refreshed.ok()) {
     err << "runway run: " << refreshed.message() << "\n";
     return kExitInvalid;

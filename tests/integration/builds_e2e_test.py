@@ -27,13 +27,12 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from runway_e2e_test import (  # noqa: E402
-    NAMESPACE, PROJECT, REGION, REVISION_RE, Failure, Scenario, expect, ok, seed_service,
-    stop_process)
+    NAMESPACE, PROJECT, REGION, REVISION_RE, Failure, Scenario, expect, free_port, ok,
+    run_scenarios, seed_service, stop_process)
 
 GIT_URL = "https://github.com/e2e/api"
 REPOSITORY = f"us-docker.pkg.dev/{PROJECT}/apps/api"
@@ -552,12 +551,6 @@ class RealEngines:
             stop_process(proc)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 SCENARIOS = [
     (1, "Cloud Build success", "test_cloud_build_success"),
     (2, "Cloud Build failure", "test_cloud_build_failure"),
@@ -574,39 +567,8 @@ def main(argv):
         print("usage: builds_e2e_test.py PATH_TO_RUNWAY PATH_TO_CLOUDRUN_EMULATOR [N...]",
               file=sys.stderr)
         return 2
-    runway, emulator = os.path.abspath(argv[1]), os.path.abspath(argv[2])
-    only = {int(n) for n in argv[3:]}
-    test = Builds(runway, emulator)
-    started = time.monotonic()
-    failed = []
-    for number, title, method in SCENARIOS:
-        if only and number not in only:
-            continue
-        print(f"=== scenario {number}: {title}", flush=True)
-        scenario_started = time.monotonic()
-        sc = test.scenario(title)
-        try:
-            with sc:
-                try:
-                    getattr(test, method)(sc)
-                except Exception as error:
-                    if isinstance(error, Failure):
-                        print(f"FAIL: scenario {number} ({title}): {error}", flush=True)
-                    else:
-                        print(f"FAIL: scenario {number} ({title}): unexpected "
-                              f"{type(error).__name__}\n{traceback.format_exc()}", flush=True)
-                    sc.report_failure()
-                    failed.append(number)
-        except Failure as error:
-            print(f"FAIL: scenario {number} ({title}): {error}", flush=True)
-            failed.append(number)
-        print(f"   (scenario {number}: {time.monotonic() - scenario_started:.1f} s)", flush=True)
-    took = time.monotonic() - started
-    if failed:
-        print(f"FAIL: scenarios {failed} failed ({took:.1f} s)", flush=True)
-        return 1
-    print(f"PASS: builds end to end in {took:.1f} s", flush=True)
-    return 0
+    test = Builds(os.path.abspath(argv[1]), os.path.abspath(argv[2]))
+    return run_scenarios(test, SCENARIOS, {int(n) for n in argv[3:]}, "builds end to end")
 
 
 if __name__ == "__main__":

@@ -22,24 +22,17 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from builds_e2e_test import build_manifest, condition, scrape, sample  # noqa: E402
+from builds_e2e_test import build_manifest, condition, scrape  # noqa: E402
 from runway_e2e_test import (  # noqa: E402
-    NAMESPACE, Failure, Scenario, expect, manifest, ok, seed_service, stop_process)
+    NAMESPACE, Scenario, expect, manifest, ok, run_scenarios, seed_service, start_prometheus,
+    stop_process)
 
 DEADLINE_S = 90  # Prometheus' first scrape comes ~5 s after start; rules need a few evaluations
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Test:
@@ -73,7 +66,10 @@ class Test:
         _, text = self.get(f"{base}/api/v1/alerts")
         return json.loads(text)["data"]["alerts"]
 
-    def body(self, sc):
+    def scenario(self, title):
+        return Scenario(self, title, {"services": [seed_service("api", "a", "api-00001-old")]})
+
+    def test_failures_and_alerts(self, sc):
         work = sc.work
         # The incident's engine: podman on PATH, its socket stale.
         bin_dir = os.path.join(work, "bin")
@@ -141,74 +137,50 @@ class Test:
                names.stdout + names.stderr)
 
         # The real Prometheus, scraping every second, rules evaluated every second.
-        prom_port = free_port()
-        prom_dir = os.path.join(work, "prometheus")
-        os.makedirs(prom_dir)
-        config = os.path.join(prom_dir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write(f"""global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files:
-  - {os.path.join(self.root, 'helm/runway/files/alerts.yaml')}
-scrape_configs:
-  - job_name: runway
-    static_configs:
-      - targets: ['127.0.0.1:{port}']
-""")
-        with open(os.path.join(prom_dir, "prometheus.log"), "wb") as log:
-            prometheus = subprocess.Popen(
-                ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={prom_dir}/data",
-                 f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log,
-                stderr=subprocess.STDOUT)
-        try:
-            prom = f"http://127.0.0.1:{prom_port}"
-            sc.wait_for("Prometheus' first scrape of runway",
-                        lambda: self.prom_query(prom, 'up{job="runway"} == 1'),
-                        deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
-            ok("Prometheus scrapes runway (up == 1)")
-            failures = sc.wait_for(
-                "runway_build_failures_total in Prometheus",
-                lambda: self.prom_query(
-                    prom, 'runway_build_failures_total{builder="cloudBuild",reason="BuildFailed"}'),
-                deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
-            expect(float(failures[0]["value"][1]) == 1,
-                   "Prometheus has runway_build_failures_total{reason=BuildFailed} 1", failures)
-            refused = sc.wait_for(
-                "runway_connect_failures_total{target=podman} in Prometheus",
-                lambda: self.prom_query(
-                    prom, 'runway_connect_failures_total{target="podman",reason="refused"} > 0'),
-                deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
-            ok(f"Prometheus has runway_connect_failures_total{{target=podman,reason=refused}} "
-               f"{refused[0]['value'][1]}")
+        prom, prometheus = start_prometheus(
+            sc, {"runway": f"127.0.0.1:{port}"},
+            [os.path.join(self.root, "helm/runway/files/alerts.yaml")])
+        sc.wait_for("Prometheus' first scrape of runway",
+                    lambda: self.prom_query(prom, 'up{job="runway"} == 1'),
+                    deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
+        ok("Prometheus scrapes runway (up == 1)")
+        failures = sc.wait_for(
+            "runway_build_failures_total in Prometheus",
+            lambda: self.prom_query(
+                prom, 'runway_build_failures_total{builder="cloudBuild",reason="BuildFailed"}'),
+            deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
+        expect(float(failures[0]["value"][1]) == 1,
+               "Prometheus has runway_build_failures_total{reason=BuildFailed} 1", failures)
+        refused = sc.wait_for(
+            "runway_connect_failures_total{target=podman} in Prometheus",
+            lambda: self.prom_query(
+                prom, 'runway_connect_failures_total{target="podman",reason="refused"} > 0'),
+            deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
+        ok(f"Prometheus has runway_connect_failures_total{{target=podman,reason=refused}} "
+           f"{refused[0]['value'][1]}")
 
-            def alerts_by_name():
-                return {(a["labels"]["alertname"], a["labels"].get("target", "")): a["state"]
-                        for a in self.prom_alerts(prom)}
-            wanted = [("RunwayBuildFailures", ""), ("RunwayConnectFailures", "podman"),
-                      ("RunwayServiceStalled", "")]
-            states = sc.wait_for(
-                "the three alerts pending or firing",
-                lambda: (lambda a: a if all(a.get(w) in ("pending", "firing") for w in wanted)
-                         else None)(alerts_by_name()),
-                deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
-            expect(all(states[w] in ("pending", "firing") for w in wanted),
-                   "alerts: RunwayBuildFailures, RunwayConnectFailures{target=podman}, "
-                   "RunwayServiceStalled are pending or firing", states)
-            expect(states[("RunwayBuildFailures", "")] == "firing",
-                   "alerts: RunwayBuildFailures (no `for`) is firing", states)
-            quiet = [name for (name, _), state in states.items()
-                     if name in ("RunwayDown", "RunwayNotSyncing", "RunwayNeverSynced")]
-            expect(not quiet, "alerts: RunwayDown and the sync alerts stay quiet", states)
-            since = self.prom_query(prom, "runway_seconds_since_last_sync")
-            expect(since and 0 <= float(since[0]["value"][1]) < 30,
-                   "runway_seconds_since_last_sync is small while resyncs succeed", since)
-        except Exception:
-            log_path = os.path.join(prom_dir, "prometheus.log")
-            print("--- prometheus.log (tail) ---\n" + open(log_path, errors="replace").read()[-3000:])
-            raise
-        finally:
-            stop_process(prometheus)
+        def alerts_by_name():
+            return {(a["labels"]["alertname"], a["labels"].get("target", "")): a["state"]
+                    for a in self.prom_alerts(prom)}
+        wanted = [("RunwayBuildFailures", ""), ("RunwayConnectFailures", "podman"),
+                  ("RunwayServiceStalled", "")]
+        states = sc.wait_for(
+            "the three alerts pending or firing",
+            lambda: (lambda a: a if all(a.get(w) in ("pending", "firing") for w in wanted)
+                     else None)(alerts_by_name()),
+            deadline_s=DEADLINE_S, interval=0.5, alive=prometheus)
+        expect(all(states[w] in ("pending", "firing") for w in wanted),
+               "alerts: RunwayBuildFailures, RunwayConnectFailures{target=podman}, "
+               "RunwayServiceStalled are pending or firing", states)
+        expect(states[("RunwayBuildFailures", "")] == "firing",
+               "alerts: RunwayBuildFailures (no `for`) is firing", states)
+        quiet = [name for (name, _), state in states.items()
+                 if name in ("RunwayDown", "RunwayNotSyncing", "RunwayNeverSynced")]
+        expect(not quiet, "alerts: RunwayDown and the sync alerts stay quiet", states)
+        since = self.prom_query(prom, "runway_seconds_since_last_sync")
+        expect(since and 0 <= float(since[0]["value"][1]) < 30,
+               "runway_seconds_since_last_sync is small while resyncs succeed", since)
+        stop_process(prometheus)
         stop_process(proc)
 
 
@@ -222,22 +194,9 @@ def main(argv):
                   "installs Debian's prometheus.\n" + "#" * 80, flush=True)
             return 77
     test = Test(os.path.abspath(argv[1]), os.path.abspath(argv[2]), os.path.abspath(argv[3]))
-    started = time.monotonic()
-    sc = Scenario(test, "prometheus", {"services": [seed_service("api", "a", "api-00001-old")]})
-    try:
-        with sc:
-            try:
-                test.body(sc)
-            except Exception as error:
-                detail = str(error) if isinstance(error, Failure) else traceback.format_exc()
-                print(f"FAIL: {detail}", flush=True)
-                sc.report_failure()
-                return 1
-    except Failure as error:
-        print(f"FAIL: {error}", flush=True)
-        return 1
-    print(f"PASS: Prometheus end to end in {time.monotonic() - started:.1f} s", flush=True)
-    return 0
+    scenarios = [(1, "failures and alerts through the real Prometheus",
+                  "test_failures_and_alerts")]
+    return run_scenarios(test, scenarios, set(), "Prometheus end to end")
 
 
 if __name__ == "__main__":

@@ -15,21 +15,19 @@ Scenarios:
 Usage: rollout_e2e_test.py PATH_TO_RUNWAY PATH_TO_CLOUDRUN_EMULATOR [SCENARIO...]
 """
 
+import json
 import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from runway_e2e_test import (  # noqa: E402
-    NAMESPACE, PROJECT, REGION, REPO, Failure, Scenario, expect, image, ok, seed_service,
-    short, stop_process)
+    NAMESPACE, PROJECT, REGION, Failure, Scenario, expect, image, ok, run_scenarios,
+    seed_service, short, start_prometheus, stop_process)
 
 OLD = "api-00001-old"
 REVISION_RE = re.compile(r"^api-r[0-9a-f]{10}$")
@@ -50,12 +48,6 @@ def rollout_manifest(letter, rollout):
         '    - {revision: "@new", percent: 100}',
         "  rollout:",
     ] + ["    " + line for line in rollout.strip().splitlines()]) + "\n"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class History:
@@ -141,19 +133,7 @@ class Rollouts:
     def test_canary_with_analysis(self, sc):
         if not shutil.which("prometheus"):
             raise Failure("prometheus is not installed; scripts/install-deps.sh installs it")
-        prom_port = free_port()
-        prom_dir = os.path.join(sc.work, "prometheus")
-        os.makedirs(prom_dir)
-        config = os.path.join(prom_dir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                    "scrape_configs:\n  - job_name: cloudrun\n    static_configs:\n"
-                    f"      - targets: ['127.0.0.1:{sc.emulator.port}']\n")
-        log = open(os.path.join(prom_dir, "prometheus.log"), "wb")
-        prometheus = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={prom_dir}/data",
-             f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log, stderr=subprocess.STDOUT)
-        sc.processes.append((prometheus, os.path.join(prom_dir, "prometheus.log")))
+        prometheus, _ = start_prometheus(sc, {"cloudrun": f"127.0.0.1:{sc.emulator.port}"})
         rollout = f"""
 strategy: canary
 steps:
@@ -162,7 +142,7 @@ steps:
 verify: {{path: /healthz, expectStatus: 200}}
 analysis:
   prometheus:
-    address: http://127.0.0.1:{prom_port}
+    address: {prometheus}
     query: max(app_error_ratio{{revision="$REVISION"}})
     maxValue: 0.05
   interval: 1s
@@ -219,7 +199,7 @@ progressDeadline: 2m
         expect(took is not None, f"{what}: the rollback pass is logged with its duration")
         ok(f"{what}: gate to rollback PATCH (one pass) took {took.group(1)} ms")
         stop_process(proc)
-        status = __import__("json").loads(sc.runway("status", "-o", "json").stdout)
+        status = json.loads(sc.runway("status", "-o", "json").stdout)
         conditions = {c["type"]: c for c in status["services"][0]["conditions"]}
         expect(conditions.get("RolledBack", {}).get("reason") == reason or
                conditions.get("Ready", {}).get("reason") == "RolledBack",
@@ -248,19 +228,7 @@ progressDeadline: 2m
         # Analysis over threshold, against a real Prometheus scraping the emulator.
         if not shutil.which("prometheus"):
             raise Failure("prometheus is not installed; scripts/install-deps.sh installs it")
-        prom_port = free_port()
-        prom_dir = os.path.join(sc.work, "prometheus")
-        os.makedirs(prom_dir)
-        config = os.path.join(prom_dir, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                    "scrape_configs:\n  - job_name: cloudrun\n    static_configs:\n"
-                    f"      - targets: ['127.0.0.1:{sc.emulator.port}']\n")
-        log = open(os.path.join(prom_dir, "prometheus.log"), "wb")
-        prometheus = subprocess.Popen(
-            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={prom_dir}/data",
-             f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=log, stderr=subprocess.STDOUT)
-        sc.processes.append((prometheus, os.path.join(prom_dir, "prometheus.log")))
+        prometheus, _ = start_prometheus(sc, {"cloudrun": f"127.0.0.1:{sc.emulator.port}"})
         # Every revision reports a 30% error ratio.
         sc.emulator.call("POST", "/_emulator/metrics", {
             "name": "app_error_ratio", "project": PROJECT, "location": REGION,
@@ -270,7 +238,7 @@ strategy: canary
 steps: [{{percent: 20, pause: 1s}}]
 analysis:
   prometheus:
-    address: http://127.0.0.1:{prom_port}
+    address: {prometheus}
     query: max(app_error_ratio{{service="$SERVICE"}})
     maxValue: 0.05
   interval: 1s
@@ -387,33 +355,7 @@ def main(argv):
         print("usage: rollout_e2e_test.py RUNWAY EMULATOR [N...]", file=sys.stderr)
         return 2
     test = Rollouts(os.path.abspath(argv[1]), os.path.abspath(argv[2]))
-    only = {int(n) for n in argv[3:]}
-    failed = []
-    started = time.monotonic()
-    for number, title, method in SCENARIOS:
-        if only and number not in only:
-            continue
-        print(f"=== scenario {number}: {title}", flush=True)
-        t0 = time.monotonic()
-        sc = test.scenario(title)
-        try:
-            with sc:
-                try:
-                    getattr(test, method)(sc)
-                except Exception as error:
-                    detail = str(error) if isinstance(error, Failure) else traceback.format_exc()
-                    print(f"FAIL: scenario {number} ({title}): {detail}", flush=True)
-                    sc.report_failure()
-                    failed.append(number)
-        except Failure as error:
-            print(f"FAIL: scenario {number} ({title}): {error}", flush=True)
-            failed.append(number)
-        print(f"   (scenario {number}: {time.monotonic() - t0:.1f} s)", flush=True)
-    if failed:
-        print(f"FAIL: scenarios {failed} failed ({time.monotonic() - started:.1f} s)", flush=True)
-        return 1
-    print(f"PASS: rollouts end to end in {time.monotonic() - started:.1f} s", flush=True)
-    return 0
+    return run_scenarios(test, SCENARIOS, {int(n) for n in argv[3:]}, "rollouts end to end")
 
 
 if __name__ == "__main__":

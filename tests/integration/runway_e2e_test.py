@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -763,32 +764,23 @@ SCENARIOS = [
 ]
 
 
-def main(argv):
-    if len(argv) < 3:
-        print("usage: runway_e2e_test.py PATH_TO_RUNWAY PATH_TO_CLOUDRUN_EMULATOR [N...]",
-              file=sys.stderr)
-        return 2
-    runway, emulator = os.path.abspath(argv[1]), os.path.abspath(argv[2])
-    for path in (runway, emulator):
-        if not os.access(path, os.X_OK):
-            print(f"FAIL: {path} is not an executable", flush=True)
-            return 1
-    only = {int(n) for n in argv[3:]}
-    test = E2E(runway, emulator)
+def run_scenarios(test, scenarios, only, label, skip=None):
+    """Runs each (number, title, method, *extra) in `scenarios` (only those in `only` when it is
+    not empty) on a fresh `test.scenario(title, *extra)`; `skip(number)` may return a banner to
+    print instead. Prints one result line per scenario and a summary; returns the exit code."""
     started = time.monotonic()
     failed, skipped = [], []
-    for number, title, method, seeded in SCENARIOS:
+    for number, title, method, *extra in scenarios:
         if only and number not in only:
             continue
         print(f"=== scenario {number}: {title}", flush=True)
-        if number == 3 and not test.gcloud:
-            print("#" * 94 + "\n##  SKIPPED scenario 3: gcloud is not installed (no `gcloud` on "
-                  "PATH), so drift made by\n##  the real gcloud CLI was NOT checked. Install "
-                  "google-cloud-cli and run this test again.\n" + "#" * 94, flush=True)
+        banner = skip(number) if skip else None
+        if banner:
+            print(banner, flush=True)
             skipped.append(number)
             continue
         scenario_started = time.monotonic()
-        sc = test.scenario(title, seeded)
+        sc = test.scenario(title, *extra)
         try:
             with sc:
                 try:
@@ -810,8 +802,60 @@ def main(argv):
         print(f"FAIL: scenarios {failed} failed ({took:.1f} s)", flush=True)
         return 1
     note = f", scenario(s) {skipped} SKIPPED" if skipped else ""
-    print(f"PASS: runway end to end in {took:.1f} s{note}", flush=True)
+    print(f"PASS: {label} in {took:.1f} s{note}", flush=True)
     return 0
+
+
+def free_port():
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_prometheus(sc, targets, rule_files=()):
+    """Debian's `prometheus` on a free loopback port, scraping `targets` ({job: "host:port"})
+    every second and evaluating `rule_files` every second; stopped with the scenario. Returns
+    (base URL, process). (Its first scrape comes about 5 s after start: poll.)"""
+    port = free_port()
+    directory = os.path.join(sc.work, "prometheus")
+    os.makedirs(directory, exist_ok=True)
+    config = os.path.join(directory, "prometheus.yml")
+    with open(config, "w") as f:
+        f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n")
+        if rule_files:
+            f.write("rule_files:\n" + "".join(f"  - {path}\n" for path in rule_files))
+        f.write("scrape_configs:\n" + "".join(
+            f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            for job, target in targets.items()))
+    log_path = os.path.join(directory, "prometheus.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={directory}/data",
+             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    sc.processes.append((proc, log_path))
+    return f"http://127.0.0.1:{port}", proc
+
+
+def main(argv):
+    if len(argv) < 3:
+        print("usage: runway_e2e_test.py PATH_TO_RUNWAY PATH_TO_CLOUDRUN_EMULATOR [N...]",
+              file=sys.stderr)
+        return 2
+    runway, emulator = os.path.abspath(argv[1]), os.path.abspath(argv[2])
+    for path in (runway, emulator):
+        if not os.access(path, os.X_OK):
+            print(f"FAIL: {path} is not an executable", flush=True)
+            return 1
+    test = E2E(runway, emulator)
+
+    def skip(number):
+        if number == 3 and not test.gcloud:
+            return ("#" * 94 + "\n##  SKIPPED scenario 3: gcloud is not installed (no `gcloud` on "
+                    "PATH), so drift made by\n##  the real gcloud CLI was NOT checked. Install "
+                    "google-cloud-cli and run this test again.\n" + "#" * 94)
+        return None
+    return run_scenarios(test, SCENARIOS, {int(n) for n in argv[3:]}, "runway end to end", skip)
 
 
 if __name__ == "__main__":
